@@ -1,0 +1,215 @@
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+SCRIPTS = str(Path(workflow.basedir) / "workflow" / "scripts")
+sys.path.insert(0, SCRIPTS)
+
+from zflow import config as zconfig  # noqa: E402
+from zflow.pretrain_id import run_fingerprint  # noqa: E402
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, schema="../config/schemas/config.schema.yaml")
+try:
+    zconfig.check(config)
+except zconfig.ConfigError as e:
+    raise WorkflowError(str(e)) from None
+
+LANGS = sorted(config["languages"])
+
+# An unknown target language gets one clear error instead of "no rule to produce".
+for _target in workflow.dag_settings.targets or []:
+    _m = re.fullmatch(r"(?:all|report|pretrain)_(\w+)", str(_target))
+    if _m and _m.group(1) not in config["languages"]:
+        raise WorkflowError(
+            f"unknown target language '{_m.group(1)}' in target '{_target}': config key "
+            f"'languages' defines {', '.join(LANGS)}"
+        )
+
+if config.get("offline", True):
+    for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(_var, "1")
+
+
+wildcard_constraints:
+    lang=r"[a-z]{2,3}",
+    source=r"[A-Za-z0-9_.\-]+",
+    tokenizer=r"[A-Za-z0-9_.\-]+",
+    model=r"[A-Za-z0-9_.\-]+",
+    task=r"[A-Za-z0-9_.\-]+",
+    step=r"\d+",
+
+
+# ---------------------------------------------------------------- paths and lookups
+
+
+def lang_conf(lang):
+    return config["languages"][lang]
+
+
+def source_files(wildcards):
+    src = config["sources"][wildcards.source]
+    return [str(p) for p in zconfig.source_files(src)]
+
+
+def tokenizer_train_files(wildcards):
+    files = []
+    for s in config["tokenizers"][wildcards.tokenizer]["train"]["sources"]:
+        files += [str(p) for p in zconfig.source_files(config["sources"][s])]
+    return files
+
+
+def tokenizer_train_args(wildcards):
+    tok = config["tokenizers"][wildcards.tokenizer]["train"]
+    return " ".join(
+        "--source {}:{}".format(
+            config["sources"][s]["path"], config["sources"][s].get("text_key", "text")
+        )
+        for s in tok["sources"]
+    )
+
+
+def tokenizer_ref(tokenizer):
+    """What scripts load: the trained tokenizer's directory, or the hub name."""
+    tok = config["tokenizers"][tokenizer]
+    return tok["hub"] if "hub" in tok else f"results/tokenizers/{tokenizer}"
+
+
+def tokenizer_input(wildcards):
+    tok = wildcards.tokenizer
+    return [] if "hub" in config["tokenizers"][tok] else [f"results/tokenizers/{tok}"]
+
+
+def eos_token(wildcards):
+    tok = config["tokenizers"][wildcards.tokenizer]
+    return tok.get("eos_token", "<|end_of_text|>") if "hub" in tok else "<|endoftext|>"
+
+
+def tokenized_dirs(lang):
+    tok = lang_conf(lang)["tokenizer"]
+    return [f"results/tokenized/{tok}/{s}" for s in lang_conf(lang)["data"]]
+
+
+def pretrain_inputs(wildcards):
+    lc = lang_conf(wildcards.lang)
+    inputs = {"data": tokenized_dirs(wildcards.lang)}
+    if "hub" not in config["tokenizers"][lc["tokenizer"]]:
+        inputs["tokenizer"] = f"results/tokenizers/{lc['tokenizer']}"
+    return inputs
+
+
+def pretrain_spec(lang):
+    lc = lang_conf(lang)
+    return {
+        "model": lc["model"],
+        "pretrain": lc["pretrain"],
+        "data": [
+            {"folder": d, "weight": w}
+            for d, w in zip(tokenized_dirs(lang), lc["data"].values())
+        ],
+        "tokenizer": tokenizer_ref(lc["tokenizer"]),
+    }
+
+
+def pretrain_threads(lang):
+    return lang_conf(lang)["pretrain"].get("nproc_per_node", 1)
+
+
+# ---------------------------------------------------------------- models and evals
+
+
+def checkpoint_models(lang):
+    return [f"{lang}-step{s}" for s in lang_conf(lang)["eval"]["checkpoints"]]
+
+
+def parse_model(model):
+    """(lang, step) for a pretraining checkpoint model name, else None."""
+    m = re.fullmatch(r"([a-z]{2,3})-step(\d+)", model)
+    if m and m.group(1) in config["languages"]:
+        return m.group(1), int(m.group(2))
+    return None
+
+
+def model_path(wildcards):
+    lang, step = parse_model(wildcards.model)
+    return f"results/pretrain/{lang}/checkpoints/step-{step}"
+
+
+def model_input(wildcards):
+    parsed = parse_model(wildcards.model)
+    if parsed is None:
+        raise WorkflowError(f"unknown model '{wildcards.model}'")
+    lang, _ = parsed
+    # ancient: a run extended with more steps does not make earlier checkpoints' evals stale;
+    # a run with other settings does, through the run_id param.
+    return ancient(f"results/pretrain/{lang}/train_summary.json")
+
+
+def model_identity(wildcards):
+    lang, step = parse_model(wildcards.model)
+    spec = pretrain_spec(lang)
+    return f"{run_fingerprint(spec, pretrain_threads(lang))}@{step}"
+
+
+def task_conf(wildcards):
+    return config["tasks"][wildcards.task]
+
+
+def eval_args(wildcards):
+    t = task_conf(wildcards)
+    e = config.get("eval", {})
+    args = [
+        f"--lm-eval-task {t['lm_eval_task']}",
+        f"--num-fewshot {t.get('num_fewshot', 0)}",
+        f"--metric {t['metric']}",
+        f"--batch-size {e.get('batch_size', 'auto')}",
+        f"--max-batch-size {e.get('max_batch_size', 64)}",
+        f"--device {e.get('device', 'auto')}",
+        f"--dtype {e.get('dtype', 'auto')}",
+    ]
+    if t.get("include_path"):
+        args.append(f"--include-path {t['include_path']}")
+    if t.get("limit"):
+        args.append(f"--limit {t['limit']}")
+    return " ".join(args)
+
+
+def eval_files(lang):
+    return [
+        f"results/evals/{m}/{t}.json"
+        for m in checkpoint_models(lang)
+        for t in lang_conf(lang)["eval"]["tasks"]
+    ]
+
+
+def report_columns(wildcards):
+    cols = []
+    for t in lang_conf(wildcards.lang)["eval"]["tasks"]:
+        tc = config["tasks"][t]
+        cols.append(f"--column {t}:{tc.get('label', t)}:{tc['metric']}")
+    return " ".join(cols)
+
+
+def report_inputs(wildcards):
+    return {
+        "evals": eval_files(wildcards.lang),
+        "metrics": f"results/pretrain/{wildcards.lang}/train_metrics.csv",
+    }
+
+
+def report_files(lang):
+    return [
+        f"results/reports/{lang}/progression.md",
+        f"results/reports/{lang}/progression.csv",
+        f"results/reports/{lang}/progression.png",
+        f"results/reports/{lang}/loss.png",
+    ]

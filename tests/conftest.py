@@ -1,0 +1,63 @@
+"""Shared fixtures: a copy of the workflow in a temp dir and one real run of the default."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+
+COPY = ["Snakefile", "rules", "config", "workflow", "data", "resources", "profiles", "envs"]
+
+
+def env():
+    e = dict(os.environ)
+    e["PATH"] = f"{Path(sys.executable).parent}:{e.get('PATH', '')}"
+    e.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+             TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
+    return e
+
+
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in COPY:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args, check=True, timeout=1800):
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir),
+           "--snakefile", str(workdir / "Snakefile"), *args]
+    p = subprocess.run(cmd, cwd=workdir, env=env(), capture_output=True, text=True,
+                       timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({p.returncode}):\n"
+                             f"{p.stdout[-4000:]}\n{p.stderr[-8000:]}")
+    return p
+
+
+def load_config(workdir: Path) -> dict:
+    return yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+
+
+def write_config(workdir: Path, cfg: dict) -> None:
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The embedded default, run once end to end through Snakemake (target `all`)."""
+    wd = copy_workflow(tmp_path_factory.mktemp("demo") / "wf")
+    p = snakemake(wd, "all")
+    return wd, p

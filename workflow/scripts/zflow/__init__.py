@@ -1,0 +1,1 @@
+"""Shared helpers of the workflow's scripts (one small package, imported by every script)."""

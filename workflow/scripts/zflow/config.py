@@ -1,0 +1,130 @@
+"""Cross-field checks of the workflow config, run once at load time (before any job starts).
+
+The JSON schema (config/schemas/config.schema.yaml) rejects unknown keys and wrong types;
+these checks cover what a schema cannot see: references between sections and the files on disk.
+Every message names the config key (and the file) at fault.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def source_files(src: dict, base: Path = Path(".")) -> list[Path]:
+    root = base / src["path"]
+    return sorted(p for p in root.glob(src.get("glob", "*.parquet")) if p.is_file())
+
+
+def _check_source(name: str, src: dict, base: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    key = f"sources.{name}.path"
+    root = base / src["path"]
+    if not root.is_dir():
+        return [f"{key}: directory '{src['path']}' does not exist"]
+    files = source_files(src, base)
+    if not files:
+        return [f"{key}: directory '{src['path']}' holds no files matching '{src.get('glob', '*.parquet')}'"]
+    errors, rows = [], 0
+    text_key = src.get("text_key", "text")
+    for f in files:
+        try:
+            meta = pq.read_metadata(f)
+        except Exception as e:  # noqa: BLE001 - any unreadable file is a config error
+            errors.append(f"{key}: '{f}' is not a readable parquet file ({e})")
+            continue
+        names = meta.schema.to_arrow_schema().names
+        if text_key not in names:
+            errors.append(
+                f"sources.{name}.text_key: parquet file '{f}' has no column '{text_key}' "
+                f"(columns: {', '.join(names)})"
+            )
+        rows += meta.num_rows
+    if not errors and rows == 0:
+        errors.append(f"{key}: the parquet files in '{src['path']}' hold no rows")
+    return errors
+
+
+def _task_files(include_path: Path, task: str) -> list[Path]:
+    found = []
+    for y in sorted(include_path.rglob("*.yaml")):
+        try:
+            doc = yaml.safe_load(y.read_text())
+        except yaml.YAMLError:
+            continue
+        if isinstance(doc, dict) and doc.get("task") == task:
+            found.append(y)
+    return found
+
+
+def check(config: dict, base: Path = Path("."), check_files: bool = True) -> None:
+    """Raise ConfigError listing every problem found (one line each)."""
+    errors: list[str] = []
+    sources, tokenizers, tasks = config["sources"], config["tokenizers"], config["tasks"]
+
+    for name, tok in tokenizers.items():
+        for s in tok.get("train", {}).get("sources", []):
+            if s not in sources:
+                errors.append(f"tokenizers.{name}.train.sources: unknown source '{s}'")
+
+    for tname, task in tasks.items():
+        inc = task.get("include_path")
+        if inc is None:
+            continue
+        path = base / inc
+        if not path.is_dir():
+            errors.append(f"tasks.{tname}.include_path: directory '{inc}' does not exist")
+        elif check_files and not _task_files(path, task["lm_eval_task"]):
+            errors.append(
+                f"tasks.{tname}.lm_eval_task: no task '{task['lm_eval_task']}' in any YAML under '{inc}'"
+            )
+
+    for lang, lc in config["languages"].items():
+        pre = f"languages.{lang}"
+        if lc["tokenizer"] not in tokenizers:
+            errors.append(
+                f"{pre}.tokenizer: unknown tokenizer '{lc['tokenizer']}' (known: {', '.join(tokenizers)})"
+            )
+        for s, w in lc["data"].items():
+            if s not in sources:
+                errors.append(f"{pre}.data: unknown source '{s}' (known: {', '.join(sources)})")
+            if not w > 0:
+                errors.append(f"{pre}.data.{s}: mixture weight must be > 0, got {w}")
+        for t in lc["eval"]["tasks"]:
+            if t not in tasks:
+                errors.append(f"{pre}.eval.tasks: unknown task '{t}' (known: {', '.join(tasks)})")
+        m, p = lc["model"], lc["pretrain"]
+        if m["hidden_size"] % m["num_attention_heads"]:
+            errors.append(f"{pre}.model.hidden_size: {m['hidden_size']} is not divisible by num_attention_heads")
+        if m["num_attention_heads"] % m["num_key_value_heads"]:
+            errors.append(
+                f"{pre}.model.num_key_value_heads: num_attention_heads must be a multiple of it"
+            )
+        if p["sequence_length"] > m.get("max_position_embeddings", 4096):
+            errors.append(f"{pre}.pretrain.sequence_length: exceeds model.max_position_embeddings")
+        for step in lc["eval"]["checkpoints"]:
+            if step > p["train_steps"]:
+                errors.append(f"{pre}.eval.checkpoints: step {step} is beyond pretrain.train_steps ({p['train_steps']})")
+            elif step % p["checkpoint_interval"] and step != p["train_steps"]:
+                errors.append(
+                    f"{pre}.eval.checkpoints: step {step} is not saved (not a multiple of "
+                    f"pretrain.checkpoint_interval={p['checkpoint_interval']} nor train_steps)"
+                )
+
+    if check_files:
+        used = set()
+        for lc in config["languages"].values():
+            used |= set(lc["data"])
+        for tok in tokenizers.values():
+            used |= set(tok.get("train", {}).get("sources", []))
+        for name in sorted(used & set(sources)):
+            errors += _check_source(name, sources[name], base)
+
+    if errors:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))

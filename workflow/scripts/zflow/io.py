@@ -1,0 +1,77 @@
+"""Atomic writes, provenance and small file helpers shared by the scripts."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+# Packages whose versions change results: recorded in every result file.
+PINNED = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "datatrove",
+    "lm_eval",
+    "trl",
+    "datasets",
+    "accelerate",
+)
+
+
+def versions(packages=PINNED) -> dict:
+    out = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def write_json(path, obj) -> None:
+    """Write JSON to a temp file beside ``path`` and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def write_text(path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+@contextlib.contextmanager
+def atomic_dir(final):
+    """Yield a temporary directory that is renamed to ``final`` only on success.
+
+    Anything half-written stays under ``<final>.tmp`` and is never consumed downstream.
+    """
+    final = Path(final)
+    tmp = final.with_name(final.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    yield tmp
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+def die(message: str, code: int = 2):
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
