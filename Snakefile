@@ -21,6 +21,23 @@ for _lang in LANGS:
             report_files(_lang),
 
 
+# `all_<lang>` for a language the config does not define: one clear error, not "no rule".
+rule unknown_language:
+    input:
+        unknown_language,
+    output:
+        "all_{name}",
+    wildcard_constraints:
+        name=r"[a-z]{2,3}",
+    localrule: True
+    log:
+        "results/logs/unknown_language/{name}.log",
+    conda:
+        "envs/workflow.yaml"
+    shell:
+        "false"
+
+
 include: "rules/tokenizer.smk"
 include: "rules/tokenize.smk"
 include: "rules/pretrain.smk"

@@ -12,7 +12,6 @@ SCRIPTS = str(Path(workflow.basedir) / "workflow" / "scripts")
 sys.path.insert(0, SCRIPTS)
 
 from zflow import config as zconfig  # noqa: E402
-from zflow.pretrain_id import run_fingerprint  # noqa: E402
 
 
 configfile: "config/config.yaml"
@@ -25,15 +24,6 @@ except zconfig.ConfigError as e:
     raise WorkflowError(str(e)) from None
 
 LANGS = sorted(config["languages"])
-
-# An unknown target language gets one clear error instead of "no rule to produce".
-for _target in workflow.dag_settings.targets or []:
-    _m = re.fullmatch(r"(?:all|report|pretrain)_(\w+)", str(_target))
-    if _m and _m.group(1) not in config["languages"]:
-        raise WorkflowError(
-            f"unknown target language '{_m.group(1)}' in target '{_target}': config key "
-            f"'languages' defines {', '.join(LANGS)}"
-        )
 
 if config.get("offline", True):
     for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -149,15 +139,7 @@ def model_input(wildcards):
     if parsed is None:
         raise WorkflowError(f"unknown model '{wildcards.model}'")
     lang, _ = parsed
-    # ancient: a run extended with more steps does not make earlier checkpoints' evals stale;
-    # a run with other settings does, through the run_id param.
-    return ancient(f"results/pretrain/{lang}/train_summary.json")
-
-
-def model_identity(wildcards):
-    lang, step = parse_model(wildcards.model)
-    spec = pretrain_spec(lang)
-    return f"{run_fingerprint(spec, pretrain_threads(lang))}@{step}"
+    return f"results/pretrain/{lang}/train_summary.json"
 
 
 def task_conf(wildcards):
@@ -213,3 +195,10 @@ def report_files(lang):
         f"results/reports/{lang}/progression.png",
         f"results/reports/{lang}/loss.png",
     ]
+
+
+def unknown_language(wildcards):
+    raise WorkflowError(
+        f"unknown target language '{wildcards.name}' in target 'all_{wildcards.name}': "
+        f"config key 'languages' defines {', '.join(LANGS)}"
+    )

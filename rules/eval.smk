@@ -6,7 +6,6 @@ rule evaluate:
     params:
         model_path=model_path,
         args=eval_args,
-        identity=model_identity,
     threads: 1
     log:
         "results/logs/evals/{model}/{task}.log",

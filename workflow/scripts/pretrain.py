@@ -116,7 +116,7 @@ def main(argv=None):
     is_main = rank == 0
     model_cfg, pre = spec["model"], spec["pretrain"]
     run = Path(args.run_dir)
-    fp = fingerprint(spec, world)
+    fp = fingerprint(spec, world, with_data=True)
 
     tok_path = spec["tokenizer"]
     tokenizer = AutoTokenizer.from_pretrained(tok_path)

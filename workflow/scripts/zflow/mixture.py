@@ -37,8 +37,8 @@ def blend_order(weights, total: int) -> tuple[np.ndarray, np.ndarray]:
 class MixtureDataset:
     """``total`` training windows of ``seq_len + 1`` tokens drawn from several folders.
 
-    Each item is ``input_ids`` (seq_len tokens) and ``labels`` / ``shift_labels`` (the next
-    seq_len tokens), so every token of the window is predicted once, as nanotron does.
+    Each item is ``input_ids`` and ``labels`` (the first seq_len tokens of the window; the
+    model shifts the labels itself).
     A source shorter than its share is re-read from its start (``epochs`` reports how often).
     """
 
@@ -66,5 +66,6 @@ class MixtureDataset:
     def __getitem__(self, i):
         k = int(self.src[i])
         window = self.datasets[k][int(self.idx[i]) % self.lengths[k]]["input_ids"].long()
-        target = window[1:]
-        return {"input_ids": window[:-1], "labels": target, "shift_labels": target}
+        ids = window[:-1]
+        # transformers shifts labels inside the model: position i is trained on token i + 1
+        return {"input_ids": ids, "labels": ids.clone()}

@@ -26,8 +26,18 @@ def schedule(pre: dict) -> tuple[dict, int]:
     }, warmup
 
 
-def run_fingerprint(spec: dict, world_size: int) -> str:
+def data_identity(folder) -> list:
+    """Names, sizes and times of a tokenized folder's files: re-tokenized data is new data."""
+    from pathlib import Path
+
+    return [(p.name, p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(Path(folder).glob("*.ds*"))]
+
+
+def run_fingerprint(spec: dict, world_size: int, with_data: bool = False) -> str:
     pre = {k: v for k, v in spec["pretrain"].items() if k not in RESUMABLE_KEYS}
     ident = {"model": spec["model"], "pretrain": pre, "schedule": schedule(spec["pretrain"])[0],
              "data": spec["data"], "tokenizer": spec["tokenizer"], "world_size": world_size}
+    if with_data:
+        ident["data_files"] = [data_identity(d["folder"]) for d in spec["data"]]
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
