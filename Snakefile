@@ -7,9 +7,9 @@ include: "rules/common.smk"
 
 
 rule all:
+    default_target: True
     input:
         [f"results/reports/{lang}/progression.md" for lang in LANGS],
-    default_target: True
 
 
 for _lang in LANGS:
@@ -27,11 +27,11 @@ rule unknown_language:
         unknown_language,
     output:
         "all_{name}",
+    log:
+        "results/logs/unknown_language/{name}.log",
     wildcard_constraints:
         name=r"[a-z]{2,3}",
     localrule: True
-    log:
-        "results/logs/unknown_language/{name}.log",
     conda:
         "envs/workflow.yaml"
     shell:

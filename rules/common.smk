@@ -42,6 +42,11 @@ wildcard_constraints:
 # ---------------------------------------------------------------- paths and lookups
 
 
+def script(name):
+    """A script of workflow/scripts, as a job input (editing it makes its outputs stale)."""
+    return os.path.relpath(os.path.join(SCRIPTS, name))
+
+
 def lang_conf(lang):
     return config["languages"][lang]
 

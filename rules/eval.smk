@@ -1,17 +1,18 @@
 rule evaluate:
     input:
-        model_input,
+        script=script("evaluate.py"),
+        model=model_input,
     output:
         "results/evals/{model}/{task}.json",
-    params:
-        model_path=model_path,
-        args=eval_args,
-    threads: 1
     log:
         "results/logs/evals/{model}/{task}.log",
     conda:
         "../envs/workflow.yaml"
+    threads: 1
+    params:
+        model_path=model_path,
+        args=eval_args,
     shell:
-        "python {SCRIPTS}/evaluate.py --model {wildcards.model} "
+        "python {input.script} --model {wildcards.model} "
         "--model-path {params.model_path} --task {wildcards.task} {params.args} "
         "--threads {threads} --output {output} > {log} 2>&1"
