@@ -104,6 +104,6 @@ def test_unknown_key(wf):
 def test_checkpoint_not_saved(wf):
     wd, cfg = wf
     bad = copy.deepcopy(cfg)
-    bad["languages"]["ita"]["eval"]["checkpoints"] = [150]
+    bad["languages"]["ita"]["eval"]["checkpoints"] = [175]
     out = dry_run_error(wd, bad)
-    assert "languages.ita.eval.checkpoints" in out and "150" in out
+    assert "languages.ita.eval.checkpoints" in out and "175" in out
