@@ -24,7 +24,7 @@ venv: $(VENV)/.installed
 
 demo: venv
 	@start=$$(date +%s); \
-	snakemake --profile profiles/local --configfile $(CONFIG) $(TARGET) && \
+	snakemake --profile profiles/local $(TARGET) --configfile $(CONFIG) && \
 	echo && echo "demo finished in $$(( $$(date +%s) - start )) s. Results:" && \
 	for f in results/reports/*/progression.md; do echo "  $$f"; cat "$$f"; done && \
 	echo "  figures: $$(ls results/reports/*/*.png | tr '\n' ' ')" && \
