@@ -1,0 +1,260 @@
+"""nanotron files without nanotron: its checkpoint layout, its YAML config, its log lines.
+
+nanotron itself needs CUDA + flash-attn even to import its config module, so everything here
+reads and writes the files directly (layout facts: docs/nanotron.md in the field notes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+# ---------------------------------------------------------------- checkpoint layout
+
+LAYERS = "model/model/decoder/{i}/pp_block"
+
+
+def _shard_name(tp_rank: int, tp: int) -> str:
+    return f"model_weight_pp-rank-0-of-1_tp-rank-{tp_rank}-of-{tp}.safetensors"
+
+
+class IncompleteCheckpoint(ValueError):
+    pass
+
+
+def check_complete(step_dir) -> int:
+    """Return the step of a complete nanotron checkpoint directory, else raise with the reason."""
+    step_dir = Path(step_dir)
+    meta = step_dir / "checkpoint_metadata.json"
+    if not meta.exists():
+        raise IncompleteCheckpoint(f"{step_dir}: no checkpoint_metadata.json (still being written?)")
+    try:
+        m = json.loads(meta.read_text())
+        step = int(m["metas"]["last_train_step"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise IncompleteCheckpoint(f"{step_dir}: unreadable checkpoint_metadata.json ({e})") from e
+    if step_dir.name.isdigit() and int(step_dir.name) != step:
+        raise IncompleteCheckpoint(f"{step_dir}: metadata says step {step}")
+    latest = step_dir.parent / "latest.txt"
+    if not latest.exists() or int(latest.read_text().strip() or -1) < step:
+        raise IncompleteCheckpoint(f"{step_dir}: latest.txt has not reached step {step} yet")
+    for f in ("model_config.json", "config.yaml"):
+        if not (step_dir / f).exists():
+            raise IncompleteCheckpoint(f"{step_dir}: missing {f}")
+    return step
+
+
+def _load(path: Path):
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        raise IncompleteCheckpoint(f"missing weight file {path}")
+    try:
+        return load_file(str(path))["data"]
+    except Exception as e:  # noqa: BLE001 - a truncated file is an incomplete checkpoint
+        raise IncompleteCheckpoint(f"unreadable weight file {path} ({e})") from e
+
+
+def _load_sharded(folder: Path, tp: int):
+    return [_load(folder / _shard_name(t, tp)) for t in range(tp)]
+
+
+def read_checkpoint(step_dir) -> tuple[dict, dict]:
+    """(HF LlamaForCausalLM state dict, nanotron model_config) of a complete checkpoint."""
+    import torch
+
+    step_dir = Path(step_dir)
+    check_complete(step_dir)
+    mc = json.loads((step_dir / "model_config.json").read_text())
+    tp = int(json.loads((step_dir / "checkpoint_metadata.json").read_text()).get("tp", 1))
+    h, nq, nkv = mc["hidden_size"], mc["num_attention_heads"], mc["num_key_value_heads"]
+    d = h // nq
+    sd = {}
+    emb = torch.cat(_load_sharded(
+        step_dir / "model/model/token_position_embeddings/pp_block/token_embedding", tp), 0)
+    sd["model.embed_tokens.weight"] = emb
+    for i in range(mc["num_hidden_layers"]):
+        base = step_dir / LAYERS.format(i=i)
+        qs, ks, vs = [], [], []
+        for shard in _load_sharded(base / "attn/qkv_proj", tp):
+            q_rows, kv_rows = nq * d // tp, nkv * d // tp
+            qs.append(shard[:q_rows])
+            ks.append(shard[q_rows:q_rows + kv_rows])
+            vs.append(shard[q_rows + kv_rows:])
+        q, k, v = torch.cat(qs), torch.cat(ks), torch.cat(vs)
+        if mc.get("rope_interleaved"):
+            q, k = _interleaved_to_half(q, nq, d), _interleaved_to_half(k, nkv, d)
+        p = f"model.layers.{i}"
+        sd[f"{p}.self_attn.q_proj.weight"] = q
+        sd[f"{p}.self_attn.k_proj.weight"] = k
+        sd[f"{p}.self_attn.v_proj.weight"] = v
+        sd[f"{p}.self_attn.o_proj.weight"] = torch.cat(_load_sharded(base / "attn/o_proj", tp), 1)
+        gates, ups = [], []
+        for shard in _load_sharded(base / "mlp/gate_up_proj", tp):
+            half = shard.shape[0] // 2
+            gates.append(shard[:half])
+            ups.append(shard[half:])
+        sd[f"{p}.mlp.gate_proj.weight"] = torch.cat(gates)
+        sd[f"{p}.mlp.up_proj.weight"] = torch.cat(ups)
+        sd[f"{p}.mlp.down_proj.weight"] = torch.cat(_load_sharded(base / "mlp/down_proj", tp), 1)
+        sd[f"{p}.input_layernorm.weight"] = _load(base / "input_layernorm/model_weight.safetensors")
+        sd[f"{p}.post_attention_layernorm.weight"] = _load(
+            base / "post_attention_layernorm/model_weight.safetensors")
+    sd["model.norm.weight"] = _load(
+        step_dir / "model/model/final_layer_norm/pp_block/model_weight.safetensors")
+    if not mc.get("tie_word_embeddings"):
+        sd["lm_head.weight"] = torch.cat(_load_sharded(step_dir / "model/model/lm_head/pp_block", tp), 0)
+    return sd, mc
+
+
+def _interleaved_to_half(w, heads: int, d: int):
+    """GPT-J (interleaved pairs) rotary rows -> NeoX / HF rotate-half rows, per head."""
+    w = w.view(heads, d, -1)
+    w = w.view(heads, d // 2, 2, -1).transpose(1, 2).reshape(heads, d, -1)
+    return w.reshape(heads * d, -1)
+
+
+def _half_to_interleaved(w, heads: int, d: int):
+    w = w.view(heads, 2, d // 2, -1).transpose(1, 2).reshape(heads, d, -1)
+    return w.reshape(heads * d, -1)
+
+
+def hf_config(mc: dict, vocab_size: int | None = None):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size or mc["vocab_size"],
+        hidden_size=mc["hidden_size"],
+        intermediate_size=mc["intermediate_size"],
+        num_hidden_layers=mc["num_hidden_layers"],
+        num_attention_heads=mc["num_attention_heads"],
+        num_key_value_heads=mc["num_key_value_heads"],
+        hidden_act=mc.get("hidden_act", "silu"),
+        max_position_embeddings=mc.get("max_position_embeddings", 4096),
+        rms_norm_eps=mc.get("rms_norm_eps", 1e-5),
+        rope_theta=mc.get("rope_theta", 10000.0),
+        tie_word_embeddings=mc.get("tie_word_embeddings", False),
+        bos_token_id=mc.get("bos_token_id"),
+        eos_token_id=mc.get("eos_token_id"),
+        pad_token_id=mc.get("pad_token_id"),
+        initializer_range=mc.get("initializer_range", 0.02),
+        attention_bias=False,
+        mlp_bias=False,
+        head_dim=mc["hidden_size"] // mc["num_attention_heads"],
+    )
+
+
+def write_checkpoint(model, root, step: int, tp: int = 1, rope_interleaved: bool = False,
+                     dtype=None) -> Path:
+    """Write an HF LlamaForCausalLM in nanotron's layout (test fixtures, the reverse direction)."""
+    import torch
+    from safetensors.torch import save_file
+
+    cfg = model.config
+    sd = {k: v.detach().to(dtype or v.dtype).contiguous() for k, v in model.state_dict().items()}
+    h, nq, nkv = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads
+    d = h // nq
+    if nq % tp or nkv % tp or cfg.vocab_size % tp:
+        raise ValueError(f"tp={tp} does not divide heads / kv heads / vocab")
+    root = Path(root)
+    step_dir = root / str(step)
+
+    def save(folder: Path, tensor, t=None):
+        folder.mkdir(parents=True, exist_ok=True)
+        name = "model_weight.safetensors" if t is None else _shard_name(t, tp)
+        meta = {"version": "1.5"}
+        save_file({"data": tensor.contiguous()}, str(folder / name), metadata=meta)
+
+    def split(tensor, dim):
+        return torch.chunk(tensor, tp, dim=dim)
+
+    for t, part in enumerate(split(sd["model.embed_tokens.weight"], 0)):
+        save(step_dir / "model/model/token_position_embeddings/pp_block/token_embedding", part, t)
+    for i in range(cfg.num_hidden_layers):
+        p, base = f"model.layers.{i}", step_dir / LAYERS.format(i=i)
+        q, k, v = (sd[f"{p}.self_attn.{x}_proj.weight"] for x in "qkv")
+        if rope_interleaved:
+            q, k = _half_to_interleaved(q, nq, d), _half_to_interleaved(k, nkv, d)
+        for t, (qt, kt, vt) in enumerate(zip(split(q, 0), split(k, 0), split(v, 0))):
+            save(base / "attn/qkv_proj", torch.cat([qt, kt, vt]), t)
+        for t, part in enumerate(split(sd[f"{p}.self_attn.o_proj.weight"], 1)):
+            save(base / "attn/o_proj", part, t)
+        gate, up = sd[f"{p}.mlp.gate_proj.weight"], sd[f"{p}.mlp.up_proj.weight"]
+        for t, (gt, ut) in enumerate(zip(split(gate, 0), split(up, 0))):
+            save(base / "mlp/gate_up_proj", torch.cat([gt, ut]), t)
+        for t, part in enumerate(split(sd[f"{p}.mlp.down_proj.weight"], 1)):
+            save(base / "mlp/down_proj", part, t)
+        save(base / "input_layernorm", sd[f"{p}.input_layernorm.weight"])
+        save(base / "post_attention_layernorm", sd[f"{p}.post_attention_layernorm.weight"])
+    save(step_dir / "model/model/final_layer_norm/pp_block", sd["model.norm.weight"])
+    if not cfg.tie_word_embeddings:
+        for t, part in enumerate(split(sd["lm_head.weight"], 0)):
+            save(step_dir / "model/model/lm_head/pp_block", part, t)
+    mc = {
+        "bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id,
+        "hidden_act": cfg.hidden_act, "hidden_size": h, "initializer_range": cfg.initializer_range,
+        "intermediate_size": cfg.intermediate_size, "is_llama_config": True,
+        "max_position_embeddings": cfg.max_position_embeddings, "num_attention_heads": nq,
+        "num_hidden_layers": cfg.num_hidden_layers, "num_key_value_heads": nkv,
+        "pad_token_id": cfg.pad_token_id, "pretraining_tp": 1, "rms_norm_eps": cfg.rms_norm_eps,
+        "rope_interleaved": rope_interleaved, "rope_scaling": None,
+        "rope_theta": getattr(cfg, "rope_theta", None) or cfg.rope_parameters["rope_theta"],
+        "tie_word_embeddings": cfg.tie_word_embeddings, "use_cache": True,
+        "vocab_size": cfg.vocab_size,
+    }
+    (step_dir / "model_config.json").write_text(json.dumps(mc, indent=2))
+    (step_dir / "config.yaml").write_text("# written by zflow.nanotron.write_checkpoint\n")
+    (step_dir / "checkpoint_metadata.json").write_text(json.dumps({
+        "tp": tp, "dp": 1, "cp": 1, "version": "1.5",
+        "metas": {"last_train_step": step, "consumed_train_samples": 0,
+                  "consumed_tokens_total": 0, "data_stages": []},
+    }))
+    (root / "latest.txt").write_text(str(step))
+    return step_dir
+
+
+# ---------------------------------------------------------------- log lines
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ITER = re.compile(r"iteration:\s*(\d+)\s*/\s*(\d+)")
+_SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
+LOG_FIELDS = ["step", "train_steps", "consumed_tokens", "time_per_iteration_ms", "tokens_per_sec",
+              "tokens_per_sec_per_gpu", "global_batch_size", "grad_norm", "lm_loss", "lr",
+              "model_tflops_per_gpu", "mfu"]
+
+
+def humanized(value: str) -> float:
+    """'480B' -> 4.8e11, '8.79K' -> 8790.0, '0.112' -> 0.112 (nanotron's powers of 1000)."""
+    value = value.strip()
+    if value and value[-1] in _SUFFIX:
+        return float(value[:-1]) * _SUFFIX[value[-1]]
+    return float(value)
+
+
+def parse_log_line(line: str, peak_tflops: float | None = None) -> dict | None:
+    line = _ANSI.sub("", line)
+    m = _ITER.search(line)
+    if not m:
+        return None
+    row = {"step": int(m.group(1)), "train_steps": int(m.group(2))}
+    for part in line[m.end():].split("|"):
+        key, sep, value = part.partition(":")
+        key = key.strip()
+        if sep and key in LOG_FIELDS:
+            try:
+                row[key] = humanized(value)
+            except ValueError:
+                continue
+    if peak_tflops and "model_tflops_per_gpu" in row:
+        row["mfu"] = row["model_tflops_per_gpu"] / peak_tflops
+    return row
+
+
+def parse_log(lines, peak_tflops: float | None = None) -> list[dict]:
+    rows = {}
+    for line in lines:
+        row = parse_log_line(line, peak_tflops)
+        if row:
+            rows[row["step"]] = row  # a resumed run re-logs steps: keep the newest
+    return [rows[s] for s in sorted(rows)]
