@@ -38,6 +38,7 @@ rule unknown_language:
         "false"
 
 
+include: "rules/download.smk"
 include: "rules/tokenizer.smk"
 include: "rules/tokenize.smk"
 include: "rules/pretrain.smk"

@@ -13,8 +13,11 @@ sys.path.insert(0, SCRIPTS)
 
 from zflow import config as zconfig  # noqa: E402
 
+# The embedded default, unless configs are given with --configfile (the slurm profile's
+# production config): those replace it instead of being merged into it.
+if not workflow.overwrite_configfiles:
 
-configfile: "config/config.yaml"
+    configfile: "config/config.yaml"
 
 
 validate(config, schema="../config/schemas/config.schema.yaml")
@@ -51,8 +54,27 @@ def lang_conf(lang):
     return config["languages"][lang]
 
 
+def source_dir(name):
+    """Directory the tokenizer reads: the source's path, or where its hub files land."""
+    src = config["sources"][name]
+    if "hub" in src:
+        sub = os.path.dirname(src["hub"]["allow_patterns"][0])
+        return os.path.join(src["path"], sub) if sub else src["path"]
+    return src["path"]
+
+
+def source_glob(name):
+    src = config["sources"][name]
+    if "hub" in src:
+        return os.path.basename(src["hub"]["allow_patterns"][0])
+    return src.get("glob", "*.parquet")
+
+
 def source_files(wildcards):
+    """Local shards, or the download's manifest for a hub source."""
     src = config["sources"][wildcards.source]
+    if "hub" in src:
+        return [f"results/downloads/{wildcards.source}.json"]
     return [str(p) for p in zconfig.source_files(src)]
 
 
@@ -74,9 +96,7 @@ def tokenizer_train_args(wildcards):
 
 
 def tokenizer_ref(tokenizer):
-    """What scripts load: the trained tokenizer's directory, or the hub name."""
-    tok = config["tokenizers"][tokenizer]
-    return tok["hub"] if "hub" in tok else f"results/tokenizers/{tokenizer}"
+    return zconfig.tokenizer_ref(config, tokenizer)
 
 
 def tokenizer_input(wildcards):
@@ -90,8 +110,7 @@ def eos_token(wildcards):
 
 
 def tokenized_dirs(lang):
-    tok = lang_conf(lang)["tokenizer"]
-    return [f"results/tokenized/{tok}/{s}" for s in lang_conf(lang)["data"]]
+    return zconfig.tokenized_dirs(config, lang)
 
 
 def pretrain_inputs(wildcards):
@@ -103,16 +122,21 @@ def pretrain_inputs(wildcards):
 
 
 def pretrain_spec(lang):
-    lc = lang_conf(lang)
-    return {
-        "model": lc["model"],
-        "pretrain": lc["pretrain"],
-        "data": [
-            {"folder": d, "weight": w}
-            for d, w in zip(tokenized_dirs(lang), lc["data"].values())
-        ],
-        "tokenizer": tokenizer_ref(lc["tokenizer"]),
-    }
+    return zconfig.pretrain_spec(config, lang)
+
+
+def backend(lang):
+    return lang_conf(lang)["pretrain"].get("backend", "hf")
+
+
+def langs_regex(kind):
+    """Wildcard constraint matching the languages of one backend (never-matching if none)."""
+    langs = [lang for lang in LANGS if backend(lang) == kind]
+    return "|".join(langs) if langs else "(?!)"
+
+
+def nano(lang):
+    return lang_conf(lang)["pretrain"]["nanotron"]
 
 
 def pretrain_threads(lang):
@@ -136,6 +160,8 @@ def parse_model(model):
 
 def model_path(wildcards):
     lang, step = parse_model(wildcards.model)
+    if backend(lang) == "nanotron":
+        return f"results/models/{wildcards.model}"
     return f"results/pretrain/{lang}/checkpoints/step-{step}"
 
 
@@ -144,6 +170,8 @@ def model_input(wildcards):
     if parsed is None:
         raise WorkflowError(f"unknown model '{wildcards.model}'")
     lang, _ = parsed
+    if backend(lang) == "nanotron":
+        return f"results/models/{wildcards.model}"
     return f"results/pretrain/{lang}/train_summary.json"
 
 

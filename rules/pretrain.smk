@@ -7,6 +7,8 @@ rule pretrain:
         summary="results/pretrain/{lang}/train_summary.json",
     log:
         "results/logs/pretrain/{lang}.log",
+    wildcard_constraints:
+        lang=langs_regex("hf"),
     conda:
         "../envs/workflow.yaml"
     threads: 2
@@ -21,3 +23,73 @@ rule pretrain:
         "$launch {input.script} --spec {params.spec:q} "
         "--run-dir {params.run_dir} --metrics {output.metrics} "
         "--summary {output.summary} --threads {threads} > {log} 2>&1"
+
+
+rule nanotron_config:
+    input:
+        unpack(pretrain_inputs),
+        script=script("nanotron_config.py"),
+    output:
+        "results/pretrain/{lang}/nanotron.yaml",
+    log:
+        "results/logs/nanotron_config/{lang}.log",
+    wildcard_constraints:
+        lang=langs_regex("nanotron"),
+    conda:
+        "../envs/workflow.yaml"
+    params:
+        spec=lambda w: json.dumps(pretrain_spec(w.lang), sort_keys=True),
+        checkpoints=lambda w: f"results/pretrain/{w.lang}/nanotron_checkpoints",
+        vocab=lambda w: config["tokenizers"][lang_conf(w.lang)["tokenizer"]].get(
+            "vocab_size", lang_conf(w.lang)["model"]["vocab_size"]
+        ),
+    shell:
+        "python {input.script} --spec {params.spec:q} --checkpoints-path "
+        "{params.checkpoints} --tokenizer-vocab {params.vocab} --output {output} > {log} 2>&1"
+
+
+rule pretrain_nanotron:
+    input:
+        config="results/pretrain/{lang}/nanotron.yaml",
+        script=script("nanotron_train.py"),
+    output:
+        metrics="results/pretrain/{lang}/train_metrics.csv",
+        summary="results/pretrain/{lang}/train_summary.json",
+    log:
+        "results/logs/pretrain/{lang}.log",
+    wildcard_constraints:
+        lang=langs_regex("nanotron"),
+    conda:
+        "../envs/nanotron.yaml"
+    params:
+        checkout=lambda w: nano(w.lang)["checkout"],
+        nodes=lambda w: nano(w.lang)["nodes"],
+        gpus=lambda w: nano(w.lang)["gpus_per_node"],
+        peak=lambda w: nano(w.lang).get("peak_tflops", 312.0),
+        nanotron_log=lambda w: f"results/logs/pretrain/{w.lang}.nanotron.log",
+    shell:
+        "python {input.script} --config {input.config} --checkout {params.checkout} "
+        "--nodes {params.nodes} --gpus-per-node {params.gpus} --peak-tflops {params.peak} "
+        "--log {params.nanotron_log} --metrics {output.metrics} "
+        "--summary {output.summary} > {log} 2>&1"
+
+
+rule convert_checkpoint:
+    input:
+        summary="results/pretrain/{lang}/train_summary.json",
+        script=script("convert_nanotron.py"),
+    output:
+        directory("results/models/{lang}-step{step}"),
+    log:
+        "results/logs/convert/{lang}-step{step}.log",
+    wildcard_constraints:
+        lang=langs_regex("nanotron"),
+    conda:
+        "../envs/workflow.yaml"
+    params:
+        checkpoint=lambda w: f"results/pretrain/{w.lang}/nanotron_checkpoints/{w.step}",
+        tokenizer=lambda w: tokenizer_ref(lang_conf(w.lang)["tokenizer"]),
+        vocab=lambda w: lang_conf(w.lang)["model"]["vocab_size"],
+    shell:
+        "python {input.script} --checkpoint {params.checkpoint} --output {output} "
+        "--tokenizer {params.tokenizer} --vocab-size {params.vocab} > {log} 2>&1"

@@ -12,9 +12,9 @@ rule tokenize:
         "../envs/workflow.yaml"
     threads: 2
     params:
-        src=lambda w: config["sources"][w.source]["path"],
+        src=lambda w: source_dir(w.source),
         text_key=lambda w: config["sources"][w.source].get("text_key", "text"),
-        glob=lambda w: config["sources"][w.source].get("glob", "*.parquet"),
+        glob=lambda w: source_glob(w.source),
         tok=lambda w: tokenizer_ref(w.tokenizer),
         eos=eos_token,
         logging_dir=lambda w: f"results/logs/tokenize/{w.tokenizer}/{w.source}",

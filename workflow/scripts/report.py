@@ -121,7 +121,10 @@ def main(argv=None):
     with open(args.train_metrics) as f:
         trows = list(csv.DictReader(f))
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot([int(r["step"]) for r in trows], [float(r["loss"]) for r in trows], lw=1)
+    key = "loss" if trows and "loss" in trows[0] else "lm_loss"  # hf backend / nanotron log
+    pts = [(int(float(r["step"])), float(r[key])) for r in trows if r.get(key) not in (None, "")]
+    if pts:
+        ax.plot(*zip(*pts), lw=1)
     ax.set_xlabel("training step")
     ax.set_ylabel("training loss")
     ax.set_title(f"Pretraining loss ({args.lang})")

@@ -100,6 +100,18 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
             if t not in tasks:
                 errors.append(f"{pre}.eval.tasks: unknown task '{t}' (known: {', '.join(tasks)})")
         m, p = lc["model"], lc["pretrain"]
+        tok = tokenizers.get(lc["tokenizer"], {})
+        if tok.get("vocab_size") and tok["vocab_size"] != m["vocab_size"]:
+            errors.append(f"{pre}.model.vocab_size: {m['vocab_size']} but tokenizer "
+                          f"'{lc['tokenizer']}' has {tok['vocab_size']} tokens")
+        if p.get("backend") == "nanotron":
+            n = p.get("nanotron")
+            if not n:
+                errors.append(f"{pre}.pretrain.nanotron: required by backend 'nanotron'")
+            elif n["dp"] * n.get("tp", 1) * n.get("pp", 1) != n["nodes"] * n["gpus_per_node"]:
+                errors.append(f"{pre}.pretrain.nanotron: dp*tp*pp = "
+                              f"{n['dp'] * n.get('tp', 1) * n.get('pp', 1)} but nodes x "
+                              f"gpus_per_node = {n['nodes'] * n['gpus_per_node']}")
         if m["hidden_size"] % m["num_attention_heads"]:
             errors.append(f"{pre}.model.hidden_size: {m['hidden_size']} is not divisible by num_attention_heads")
         if m["num_attention_heads"] % m["num_key_value_heads"]:
@@ -124,7 +136,32 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
         for tok in tokenizers.values():
             used |= set(tok.get("train", {}).get("sources", []))
         for name in sorted(used & set(sources)):
-            errors += _check_source(name, sources[name], base)
+            if "hub" not in sources[name]:  # hub sources are downloaded by the workflow
+                errors += _check_source(name, sources[name], base)
 
     if errors:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+
+
+def tokenizer_ref(config: dict, tokenizer: str) -> str:
+    """What jobs load: a trained tokenizer's directory, or the hub name."""
+    tok = config["tokenizers"][tokenizer]
+    return tok["hub"] if "hub" in tok else f"results/tokenizers/{tokenizer}"
+
+
+def tokenized_dirs(config: dict, lang: str) -> list[str]:
+    lc = config["languages"][lang]
+    return [f"results/tokenized/{lc['tokenizer']}/{s}" for s in lc["data"]]
+
+
+def pretrain_spec(config: dict, lang: str) -> dict:
+    """Everything a pretraining job needs, for either backend (passed as JSON)."""
+    lc = config["languages"][lang]
+    return {
+        "lang": lang,
+        "model": lc["model"],
+        "pretrain": lc["pretrain"],
+        "data": [{"folder": d, "weight": w}
+                 for d, w in zip(tokenized_dirs(config, lang), lc["data"].values())],
+        "tokenizer": tokenizer_ref(config, lc["tokenizer"]),
+    }

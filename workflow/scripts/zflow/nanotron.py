@@ -258,3 +258,218 @@ def parse_log(lines, peak_tflops: float | None = None) -> list[dict]:
         if row:
             rows[row["step"]] = row  # a resumed run re-logs steps: keep the newest
     return [rows[s] for s in sorted(rows)]
+
+
+# ---------------------------------------------------------------- YAML config
+
+# Every key nanotron main accepts (dacite strict=True): anything else is refused up front,
+# because a misspelled model_config key silently selects another model class there.
+KNOWN_KEYS = {
+    "": {"general", "checkpoints", "logging", "parallelism", "model", "tokenizer", "tokens",
+         "optimizer", "data_stages", "profiler", "lighteval", "s3_upload", "metrics_logging"},
+    "general": {"project", "run", "seed", "step", "consumed_train_samples", "benchmark_csv_path",
+                "ignore_sanity_checks"},
+    "checkpoints": {"checkpoints_path", "checkpoint_interval", "save_initial_state",
+                    "save_final_state", "resume_checkpoint_path", "load_lr_scheduler",
+                    "load_optimizer", "checkpoints_path_is_shared_file_system"},
+    "logging": {"iteration_step_info_interval", "log_level", "log_level_replica"},
+    "parallelism": {"dp", "pp", "tp", "pp_engine", "tp_mode", "tp_linear_async_communication",
+                    "recompute_layer", "tp_recompute_allgather", "expert_parallel_size",
+                    "context_parallel_size"},
+    "model": {"model_config", "init_method", "dtype", "make_vocab_size_divisible_by",
+              "ddp_bucket_cap_mb"},
+    "model.model_config": {"bos_token_id", "eos_token_id", "hidden_act", "hidden_size",
+                           "initializer_range", "intermediate_size", "is_llama_config",
+                           "max_position_embeddings", "num_attention_heads", "num_hidden_layers",
+                           "num_key_value_heads", "pad_token_id", "pretraining_tp", "rms_norm_eps",
+                           "rope_scaling", "rope_theta", "rope_interleaved",
+                           "tie_word_embeddings", "use_cache", "vocab_size"},
+    "tokenizer": {"tokenizer_name_or_path", "tokenizer_revision", "tokenizer_max_length"},
+    "tokens": {"sequence_length", "train_steps", "micro_batch_size",
+               "batch_accumulation_per_replica", "val_check_interval", "limit_val_batches",
+               "limit_test_batches"},
+    "optimizer": {"optimizer_factory", "zero_stage", "weight_decay", "clip_grad",
+                  "accumulate_grad_in_fp32", "learning_rate_scheduler"},
+    "optimizer.optimizer_factory": {"name", "adam_beta1", "adam_beta2", "adam_eps",
+                                    "torch_adam_is_fused"},
+    "optimizer.learning_rate_scheduler": {"learning_rate", "lr_warmup_steps", "lr_warmup_style",
+                                          "lr_decay_style", "lr_decay_steps",
+                                          "lr_decay_starting_step", "min_decay_lr"},
+}
+DATASET_KEYS = {"dataset_folder", "dataset_weights", "dataset_read_path", "tokenizer_name",
+                "vocab_size", "token_size_in_bytes"}
+
+
+def unknown_keys(cfg: dict) -> list[str]:
+    bad = []
+    for section, allowed in KNOWN_KEYS.items():
+        node = cfg
+        for part in [p for p in section.split(".") if p]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            bad += [f"{section + '.' if section else ''}{k}" for k in node if k not in allowed]
+    for i, stage in enumerate(cfg.get("data_stages") or []):
+        bad += [f"data_stages[{i}].{k}" for k in stage if k not in {"name", "start_training_step", "data"}]
+        data = stage.get("data", {})
+        bad += [f"data_stages[{i}].data.{k}" for k in data
+                if k not in {"dataset", "seed", "num_loading_workers"}]
+        bad += [f"data_stages[{i}].data.dataset.{k}" for k in data.get("dataset", {})
+                if k not in DATASET_KEYS]
+    return bad
+
+
+def make_config(*, model: dict, pretrain: dict, nano: dict, tokenizer: str, folders: list[str],
+                weights: list[float], checkpoints_path: str, run: str, project: str) -> dict:
+    """The nanotron YAML (as a dict) for one language: one data stage, auto-resume."""
+    lr = pretrain["learning_rate"]
+    warmup = pretrain.get("lr_warmup_steps", 0)
+    decay_start = pretrain.get("lr_decay_starting_step")
+    decay_steps = pretrain.get("lr_decay_steps")
+    if decay_start is None:
+        decay_start = warmup
+    if decay_steps is None:
+        decay_steps = max(pretrain["train_steps"] - decay_start, 1)
+    dataset = {"dataset_folder": list(folders)}
+    if len(set(weights)) > 1:  # equal weights: nanotron's default, as in the seed
+        total = sum(weights)
+        dataset["dataset_weights"] = [w / total for w in weights]
+    return {
+        "checkpoints": {
+            "checkpoint_interval": pretrain["checkpoint_interval"],
+            "checkpoints_path": checkpoints_path,
+            "checkpoints_path_is_shared_file_system": nano.get("shared_file_system", False),
+            # the checkpoints root: nanotron follows latest.txt, so a re-run resumes
+            "resume_checkpoint_path": checkpoints_path,
+            "save_final_state": False,
+            "save_initial_state": False,
+        },
+        "data_stages": [{
+            "data": {"dataset": dataset,
+                     "num_loading_workers": nano.get("num_loading_workers", 0),
+                     "seed": pretrain.get("seed", 8)},
+            "name": nano.get("stage_name", "stable phase"),
+            "start_training_step": 1,
+        }],
+        "general": {"benchmark_csv_path": None, "consumed_train_samples": None,
+                    "ignore_sanity_checks": nano.get("ignore_sanity_checks", True),
+                    "project": project, "run": run, "seed": pretrain.get("seed", 8),
+                    "step": None},
+        "logging": {"iteration_step_info_interval": 1, "log_level": "info",
+                    "log_level_replica": "info"},
+        "model": {
+            "ddp_bucket_cap_mb": nano.get("ddp_bucket_cap_mb", 100),
+            "dtype": nano.get("dtype", "bfloat16"),
+            "init_method": {"std": model.get("init_std", 0.02)},
+            "make_vocab_size_divisible_by": nano.get("make_vocab_size_divisible_by", 1),
+            "model_config": {
+                "bos_token_id": model.get("bos_token_id"),
+                "eos_token_id": model.get("eos_token_id"),
+                "hidden_act": model.get("hidden_act", "silu"),
+                "hidden_size": model["hidden_size"],
+                "initializer_range": model.get("initializer_range", 0.02),
+                "intermediate_size": model["intermediate_size"],
+                "is_llama_config": True,
+                "max_position_embeddings": model.get("max_position_embeddings", 4096),
+                "num_attention_heads": model["num_attention_heads"],
+                "num_hidden_layers": model["num_hidden_layers"],
+                "num_key_value_heads": model["num_key_value_heads"],
+                "pad_token_id": model.get("pad_token_id"),
+                "pretraining_tp": 1,
+                "rms_norm_eps": model.get("rms_norm_eps", 1e-5),
+                "rope_interleaved": model.get("rope_interleaved", False),
+                "rope_scaling": None,
+                "rope_theta": float(model.get("rope_theta", 10000.0)),
+                "tie_word_embeddings": model.get("tie_word_embeddings", True),
+                "use_cache": True,
+                "vocab_size": model["vocab_size"],
+            },
+        },
+        "optimizer": {
+            "accumulate_grad_in_fp32": nano.get("accumulate_grad_in_fp32", True),
+            "clip_grad": pretrain.get("clip_grad", 1.0),
+            "learning_rate_scheduler": {
+                "learning_rate": lr,
+                "lr_decay_starting_step": decay_start,
+                "lr_decay_steps": decay_steps,
+                "lr_decay_style": pretrain.get("lr_decay_style", "linear"),
+                "lr_warmup_steps": warmup,
+                "lr_warmup_style": pretrain.get("lr_warmup_style", "linear"),
+                "min_decay_lr": pretrain.get("min_decay_lr", 0.0),
+            },
+            "optimizer_factory": {"adam_beta1": pretrain.get("adam_beta1", 0.9),
+                                  "adam_beta2": pretrain.get("adam_beta2", 0.95),
+                                  "adam_eps": pretrain.get("adam_eps", 1e-8), "name": "adamW",
+                                  "torch_adam_is_fused": nano.get("torch_adam_is_fused", True)},
+            "weight_decay": pretrain.get("weight_decay", 0.01),
+            "zero_stage": nano.get("zero_stage", 0),
+        },
+        "parallelism": {
+            "dp": nano["dp"], "expert_parallel_size": 1, "pp": nano.get("pp", 1),
+            "pp_engine": nano.get("pp_engine", "1f1b"),
+            "recompute_layer": nano.get("recompute_layer", False), "tp": nano.get("tp", 1),
+            "tp_linear_async_communication": nano.get("tp_linear_async_communication", True),
+            "tp_mode": nano.get("tp_mode", "REDUCE_SCATTER"),
+            "tp_recompute_allgather": nano.get("tp_recompute_allgather", True),
+        },
+        "profiler": None,
+        "tokenizer": {"tokenizer_max_length": None, "tokenizer_name_or_path": tokenizer,
+                      "tokenizer_revision": None},
+        "tokens": {
+            "batch_accumulation_per_replica": pretrain.get("batch_accumulation_per_replica", 1),
+            "limit_test_batches": 0, "limit_val_batches": 0,
+            "micro_batch_size": pretrain["micro_batch_size"],
+            "sequence_length": pretrain["sequence_length"],
+            "train_steps": pretrain["train_steps"],
+            "val_check_interval": nano.get("val_check_interval", pretrain["checkpoint_interval"]),
+        },
+    }
+
+
+def folder_samples(folder, seq_len: int) -> tuple[int, str, int]:
+    """(samples of seq_len + 1 tokens, tokenizer name, token size) of a tokenized folder."""
+    folder = Path(folder)
+    metas = sorted(folder.glob("*.metadata"))
+    if not metas:
+        raise FileNotFoundError(f"{folder}: no *.metadata file (not a datatrove-tokenized folder)")
+    name, _, size = metas[0].read_text().splitlines()[0].rpartition("|")
+    tokens = sum(p.stat().st_size for p in folder.glob("*.ds")) // int(size)
+    return tokens // (seq_len + 1), name, int(size)
+
+
+def preflight(cfg: dict, world_size: int, tokenizer_vocab: int | None = None,
+              check_folders: bool = True) -> list[str]:
+    """Problems nanotron would hit hours into a job, found before launch (one line each)."""
+    errors = [f"unknown nanotron key '{k}'" for k in unknown_keys(cfg)]
+    par, tok, mc = cfg["parallelism"], cfg["tokens"], cfg["model"]["model_config"]
+    prod = par["dp"] * par["tp"] * par["pp"] * par.get("context_parallel_size", 1)
+    if prod != world_size:
+        errors.append(f"parallelism: dp*tp*pp = {prod} but the job has {world_size} GPUs "
+                      f"(nodes x gpus_per_node)")
+    if mc["num_attention_heads"] % par["tp"] or mc["num_key_value_heads"] < par["tp"]:
+        errors.append(f"parallelism.tp={par['tp']} does not fit {mc['num_attention_heads']} heads "
+                      f"/ {mc['num_key_value_heads']} kv heads")
+    if mc["num_attention_heads"] % mc["num_key_value_heads"]:
+        errors.append("model: num_attention_heads must be a multiple of num_key_value_heads")
+    if tokenizer_vocab is not None and mc["vocab_size"] != -1 and mc["vocab_size"] != tokenizer_vocab:
+        errors.append(f"model.vocab_size={mc['vocab_size']} but the tokenizer has {tokenizer_vocab} tokens")
+    if not check_folders:
+        return errors
+    stage = cfg["data_stages"][-1]["data"]["dataset"]
+    folders = stage["dataset_folder"]
+    weights = stage.get("dataset_weights") or [1 / len(folders)] * len(folders)
+    gbs = par["dp"] * tok["micro_batch_size"] * tok["batch_accumulation_per_replica"]
+    want_name = cfg["tokenizer"]["tokenizer_name_or_path"]
+    for folder, w in zip(folders, weights):
+        try:
+            n, name, _ = folder_samples(folder, tok["sequence_length"])
+        except FileNotFoundError as e:
+            errors.append(str(e))
+            continue
+        if name != want_name:
+            errors.append(f"{folder}: tokenized with '{name}', the config trains with '{want_name}' "
+                          "(nanotron loads the metadata's tokenizer by name)")
+        need = int(w * tok["train_steps"] * gbs)
+        if n < need:
+            errors.append(f"{folder}: {n} samples of {tok['sequence_length'] + 1} tokens, but weight "
+                          f"{w:.4g} x {tok['train_steps']} steps x global batch {gbs} needs {need}")
+    return errors

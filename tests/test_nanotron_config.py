@@ -1,0 +1,121 @@
+"""The generated nanotron YAML against the seed's, and the pre-flight checks."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO
+from zflow import nanotron
+from zflow.config import pretrain_spec
+
+SEED = yaml.safe_load((REPO / "tests/data/seed_nanotron_ita.yaml").read_text())
+PROD = yaml.safe_load((REPO / "config/zagreus.yaml").read_text())
+PATHS = {("checkpoints", "checkpoints_path"), ("checkpoints", "resume_checkpoint_path"),
+         ("general", "run")}
+
+
+def flat(d, prefix=()):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(flat(v, prefix + (k,)))
+        else:
+            out[prefix + (k,)] = v
+    return out
+
+
+def generated(lang="ita"):
+    from nanotron_config import build
+
+    return build(pretrain_spec(PROD, lang), "results/pretrain/ita/nanotron_checkpoints")
+
+
+def test_italian_config_equals_the_seed_field_for_field():
+    gen = generated()
+    g_stage, s_stage = gen.pop("data_stages"), copy.deepcopy(SEED).pop("data_stages")
+    seed = {k: v for k, v in SEED.items() if k != "data_stages"}
+    fg, fs = flat(gen), flat(seed)
+    assert set(fg) == set(fs), set(fg) ^ set(fs)
+    diff = {k: (fg[k], fs[k]) for k in fs if fg[k] != fs[k] and k not in PATHS}
+    assert not diff, diff
+    assert gen["checkpoints"]["resume_checkpoint_path"] == gen["checkpoints"]["checkpoints_path"]
+    # one data stage, the seed's ten folders in order, explicit weights summing to 1
+    assert len(g_stage) == 1 and len(s_stage) == 1
+    g, s = g_stage[0], s_stage[0]
+    assert (g["name"], g["start_training_step"]) == (s["name"], s["start_training_step"])
+    assert {k: v for k, v in g["data"].items() if k != "dataset"} == \
+        {k: v for k, v in s["data"].items() if k != "dataset"}
+    folders = g["data"]["dataset"]["dataset_folder"]
+    assert len(folders) == len(s["data"]["dataset"]["dataset_folder"]) == 10
+    assert folders[0].endswith("fineweb2_ita") and folders[-1].endswith("starcoder")
+    assert sum(g["data"]["dataset"]["dataset_weights"]) == pytest.approx(1.0)
+    assert nanotron.unknown_keys(gen | {"data_stages": g_stage}) == []
+
+
+def write_folder(path, tokens, name="meta-llama/Llama-3.2-1B", size=4):
+    path.mkdir(parents=True)
+    np.zeros(tokens, dtype=np.uint32 if size == 4 else np.uint16).tofile(path / "000_00000.ds")
+    (path / "000_00000.ds.metadata").write_text(f"{name}|{size}\n{tokens}\n{tokens}\n")
+
+
+def small_spec(tmp_path, tokens=10_000, name="meta-llama/Llama-3.2-1B"):
+    spec = pretrain_spec(PROD, "ita")
+    spec["pretrain"] = {**spec["pretrain"], "train_steps": 10, "sequence_length": 16,
+                        "micro_batch_size": 1,
+                        "nanotron": {**spec["pretrain"]["nanotron"], "nodes": 1, "gpus_per_node": 2,
+                                     "dp": 2}}
+    spec["data"] = []
+    for i in range(2):
+        write_folder(tmp_path / f"f{i}", tokens, name)
+        spec["data"].append({"folder": str(tmp_path / f"f{i}"), "weight": 0.5})
+    return spec
+
+
+def run_main(spec, tmp_path, *extra):
+    from nanotron_config import main
+
+    out = tmp_path / "nanotron.yaml"
+    main(["--spec", json.dumps(spec), "--checkpoints-path", str(tmp_path / "ck"),
+          "--output", str(out), *extra])
+    return out
+
+
+def test_preflight_passes_with_enough_data(tmp_path):
+    out = run_main(small_spec(tmp_path), tmp_path, "--tokenizer-vocab", "128256")
+    cfg = yaml.safe_load(out.read_text())
+    assert cfg["parallelism"]["dp"] == 2
+
+
+def test_preflight_too_little_data(tmp_path, capsys):
+    spec = small_spec(tmp_path, tokens=100)  # 5 samples of 17 tokens; needs 0.5*10*2 = 10
+    with pytest.raises(SystemExit):
+        run_main(spec, tmp_path)
+    err = capsys.readouterr().err
+    assert "f0: 5 samples" in err and "needs 10" in err
+    assert not (tmp_path / "nanotron.yaml").exists()
+
+
+def test_preflight_tokenizer_name_mismatch(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_main(small_spec(tmp_path, name="/local/tokenizer.json"), tmp_path)
+    assert "tokenized with '/local/tokenizer.json'" in capsys.readouterr().err
+
+
+def test_preflight_parallelism_and_world_size(tmp_path, capsys):
+    spec = small_spec(tmp_path)
+    spec["pretrain"]["nanotron"]["dp"] = 4
+    with pytest.raises(SystemExit):
+        run_main(spec, tmp_path)
+    assert "dp*tp*pp = 4 but the job has 2 GPUs" in capsys.readouterr().err
+
+
+def test_preflight_vocab_and_unknown_key(tmp_path):
+    cfg = generated()
+    cfg["model"]["model_config"]["rope_thetta"] = 1.0
+    errors = nanotron.preflight(cfg, 64, tokenizer_vocab=128000, check_folders=False)
+    assert "unknown nanotron key 'model.model_config.rope_thetta'" in errors
+    assert any("vocab_size=128256 but the tokenizer has 128000" in e for e in errors)
