@@ -158,7 +158,13 @@ def parse_model(model):
     return None
 
 
+def baseline(model):
+    return config.get("baselines", {}).get(model)
+
+
 def model_path(wildcards):
+    if baseline(wildcards.model):
+        return baseline(wildcards.model)["model"]
     lang, step = parse_model(wildcards.model)
     if backend(lang) == "nanotron":
         return f"results/models/{wildcards.model}"
@@ -166,6 +172,9 @@ def model_path(wildcards):
 
 
 def model_input(wildcards):
+    if baseline(wildcards.model):
+        path = baseline(wildcards.model)["model"]
+        return [path] if os.path.isdir(path) else []  # a hub id: the prefetched cache
     parsed = parse_model(wildcards.model)
     if parsed is None:
         raise WorkflowError(f"unknown model '{wildcards.model}'")
@@ -199,11 +208,27 @@ def eval_args(wildcards):
 
 
 def eval_files(lang):
+    models = checkpoint_models(lang) + lang_conf(lang)["eval"].get("baselines", [])
     return [
         f"results/evals/{m}/{t}.json"
-        for m in checkpoint_models(lang)
+        for m in models
         for t in lang_conf(lang)["eval"]["tasks"]
     ]
+
+
+def prefetch_args():
+    hub = {t["hub"] for t in config["tokenizers"].values() if "hub" in t}
+    hub |= {
+        b["model"]
+        for b in config.get("baselines", {}).values()
+        if not os.path.isdir(b["model"])
+    }
+    tasks = {
+        t["lm_eval_task"] for t in config["tasks"].values() if not t.get("include_path")
+    }
+    return " ".join(
+        [f"--model {m}" for m in sorted(hub)] + [f"--task {t}" for t in sorted(tasks)]
+    )
 
 
 def report_columns(wildcards):

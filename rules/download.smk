@@ -23,3 +23,19 @@ rule download:
     shell:
         "python {input.script} --repo-id {params.repo} {params.allow} {params.revision} "
         "--local-dir {params.local_dir} --manifest {output} --workers {threads} > {log} 2>&1"
+
+
+rule prefetch:
+    input:
+        script=script("prefetch.py"),
+    output:
+        "results/prefetch.json",
+    log:
+        "results/logs/prefetch.log",
+    localrule: True
+    conda:
+        "../envs/workflow.yaml"
+    params:
+        args=prefetch_args(),
+    shell:
+        "python {input.script} {params.args} --output {output} > {log} 2>&1"

@@ -43,9 +43,11 @@ def test_all_ita_lists_the_expected_jobs(prod):
     steps = lc["eval"]["checkpoints"]
     assert steps[0] == 95000 and steps[-1] == 775000 and len(steps) == 12
     assert sorted(int(w["step"]) for w in j["convert_checkpoint"]) == steps
-    want = {(f"ita-step{s}", t) for s in steps for t in lc["eval"]["tasks"]}
+    models = [f"ita-step{s}" for s in steps] + ["qwen3-0.6b", "qwen3-0.6b-base", "lfm2-350m"]
+    assert lc["eval"]["baselines"] == models[-3:]
+    want = {(m, t) for m in models for t in lc["eval"]["tasks"]}
     assert {(w["model"], w["task"]) for w in j["evaluate"]} == want
-    assert len(j["evaluate"]) == len(want) == 12 * 7
+    assert len(j["evaluate"]) == len(want) == (12 + 3) * 7
     assert [w["lang"] for w in j["report"]] == ["ita"]
     assert "pretrain" not in j and "train_tokenizer" not in j  # nanotron backend, hub tokenizer
     assert not (wd / "results").exists()
@@ -56,8 +58,33 @@ def test_all_covers_four_languages(prod):
     p = snakemake(wd, "--dry-run", "all", "--configfile", "config/zagreus.yaml", timeout=600)
     j = jobs(p.stdout)
     assert sorted(w["lang"] for w in j["pretrain_nanotron"]) == ["fra", "ita", "por", "spa"]
-    n_evals = sum(len(lc["eval"]["checkpoints"]) * len(lc["eval"]["tasks"])
-                  for lc in cfg["languages"].values())
-    assert len(j["evaluate"]) == n_evals
+    want = {(m, t) for lang, lc in cfg["languages"].items()
+            for m in [f"{lang}-step{s}" for s in lc["eval"]["checkpoints"]] + lc["eval"]["baselines"]
+            for t in lc["eval"]["tasks"]}
+    # a baseline's English evals are shared by the four languages: run once
+    assert len(j["evaluate"]) == len(want) == 240
+    assert {(w["model"], w["task"]) for w in j["evaluate"]} == want
     # shared sources (fineweb-edu shards, starcoder) are downloaded and tokenized once
     assert len(j["download"]) == len({s for lc in cfg["languages"].values() for s in lc["data"]})
+
+
+def test_prefetch_check_with_a_cold_cache_lists_everything_missing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO, env
+
+    e = env()
+    e["HF_HOME"] = str(tmp_path / "hf")
+    p = subprocess.run([sys.executable, str(REPO / "workflow/scripts/prefetch.py"), "--check-only",
+                        "--model", "Qwen/Qwen3-0.6B", "--model", "meta-llama/Llama-3.2-1B",
+                        "--task", "arc_it", "--task", "ifeval-ita", "--output",
+                        str(tmp_path / "p.json")], env=e, capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0
+    err = p.stderr
+    assert err.count("error: the Hugging Face cache lacks") == 1
+    for item in ("model Qwen/Qwen3-0.6B", "model meta-llama/Llama-3.2-1B", "task arc_it",
+                 "task ifeval-ita: not an lm-eval task"):
+        assert item in err, err[-2000:]
+    assert not os.path.exists(tmp_path / "p.json")

@@ -8,6 +8,7 @@ of the files it holds when complete.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +30,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):  # this job is the one that downloads
+        os.environ[var] = "0"
     from huggingface_hub import snapshot_download
 
     path = snapshot_download(repo_id=args.repo_id, repo_type="dataset", revision=args.revision,

@@ -96,6 +96,10 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
                 errors.append(f"{pre}.data: unknown source '{s}' (known: {', '.join(sources)})")
             if not w > 0:
                 errors.append(f"{pre}.data.{s}: mixture weight must be > 0, got {w}")
+        for b in lc["eval"].get("baselines", []):
+            if b not in config.get("baselines", {}):
+                errors.append(f"{pre}.eval.baselines: unknown baseline '{b}' "
+                              f"(known: {', '.join(config.get('baselines', {})) or 'none'})")
         for t in lc["eval"]["tasks"]:
             if t not in tasks:
                 errors.append(f"{pre}.eval.tasks: unknown task '{t}' (known: {', '.join(tasks)})")
