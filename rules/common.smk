@@ -139,7 +139,14 @@ def nano(lang):
     return lang_conf(lang)["pretrain"]["nanotron"]
 
 
-def pretrain_threads(lang):
+def pretrain_nodes(lang):
+    pre = lang_conf(lang)["pretrain"]
+    if backend(lang) == "nanotron":
+        return pre["nanotron"]["nodes"]
+    return pre.get("nodes", 1)
+
+
+def pretrain_nproc(lang):
     return lang_conf(lang)["pretrain"].get("nproc_per_node", 1)
 
 

@@ -12,17 +12,17 @@ rule pretrain:
     conda:
         "../envs/workflow.yaml"
     threads: 2
+    resources:
+        nodes=lambda w: pretrain_nodes(w.lang),
+        tasks=lambda w: pretrain_nodes(w.lang),
     params:
         spec=lambda w: json.dumps(pretrain_spec(w.lang), sort_keys=True),
         run_dir=lambda w: f"results/pretrain/{w.lang}",
-        nproc=lambda w: pretrain_threads(w.lang),
+        nproc=lambda w: pretrain_nproc(w.lang),
     shell:
-        "if [ {params.nproc} -gt 1 ]; then "
-        "  launch='torchrun --standalone --nproc_per_node {params.nproc}'; "
-        "else launch=python; fi; "
-        "$launch {input.script} --spec {params.spec:q} "
-        "--run-dir {params.run_dir} --metrics {output.metrics} "
-        "--summary {output.summary} --threads {threads} > {log} 2>&1"
+        "python {input.script} --spec {params.spec:q} --run-dir {params.run_dir} "
+        "--metrics {output.metrics} --summary {output.summary} --threads {threads} "
+        "--nodes {resources.nodes} --nproc-per-node {params.nproc} > {log} 2>&1"
 
 
 rule nanotron_config:
@@ -63,13 +63,12 @@ rule pretrain_nanotron:
         "../envs/nanotron.yaml"
     params:
         checkout=lambda w: nano(w.lang)["checkout"],
-        nodes=lambda w: nano(w.lang)["nodes"],
         gpus=lambda w: nano(w.lang)["gpus_per_node"],
         peak=lambda w: nano(w.lang).get("peak_tflops", 312.0),
         nanotron_log=lambda w: f"results/logs/pretrain/{w.lang}.nanotron.log",
     shell:
         "python {input.script} --config {input.config} --checkout {params.checkout} "
-        "--nodes {params.nodes} --gpus-per-node {params.gpus} --peak-tflops {params.peak} "
+        "--nodes {resources.nodes} --gpus-per-node {params.gpus} --peak-tflops {params.peak} "
         "--log {params.nanotron_log} --metrics {output.metrics} "
         "--summary {output.summary} > {log} 2>&1"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from zflow import nanotron  # noqa: E402
+from zflow import launch, nanotron  # noqa: E402
 from zflow.io import die, versions, write_json, write_text  # noqa: E402
 
 
@@ -29,8 +29,7 @@ def parse_args(argv=None):
     p.add_argument("--checkout", required=True, help="nanotron git checkout")
     p.add_argument("--nodes", type=int, default=1)
     p.add_argument("--gpus-per-node", type=int, required=True)
-    p.add_argument("--master", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=29400)
+    p.add_argument("--port", type=int, default=None)
     p.add_argument("--log", required=True, help="nanotron's own log (appended across resumes)")
     p.add_argument("--peak-tflops", type=float, default=312.0)
     p.add_argument("--metrics", required=True)
@@ -45,12 +44,10 @@ def main(argv=None):
         die(f"pretrain.nanotron.checkout: no run_train.py in {args.checkout}")
     env = dict(os.environ, CUDA_DEVICE_MAX_CONNECTIONS="1", DEBUG_DL="0", WANDB_MODE="disabled",
                HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    cmd = ["torchrun", f"--nnodes={args.nodes}", f"--nproc_per_node={args.gpus_per_node}",
-           "--rdzv_backend=c10d", f"--rdzv_endpoint={args.master}:{args.port}",
-           f"--rdzv_id={os.environ.get('SLURM_JOB_ID', 'zflow')}", str(run_train),
-           "--config-file", args.config]
-    if args.nodes > 1:
-        cmd = ["srun", f"--nodes={args.nodes}", f"--ntasks={args.nodes}", "--ntasks-per-node=1", *cmd]
+    cmd = launch.command([str(run_train), "--config-file", args.config], args.nodes,
+                         args.gpus_per_node, port=args.port)
+    if cmd[0] == "python":  # nanotron always runs under torchrun, even on one GPU
+        cmd = ["torchrun", "--standalone", "--nproc_per_node=1", *cmd[1:]]
     print(" ".join(cmd), flush=True)
     Path(args.log).parent.mkdir(parents=True, exist_ok=True)
     with open(args.log, "a") as log:

@@ -19,12 +19,14 @@ import csv
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from zflow import launch  # noqa: E402
 from zflow.io import atomic_dir, die, read_json, versions, write_json, write_text  # noqa: E402
 from zflow.pretrain_id import run_fingerprint as fingerprint  # noqa: E402
 from zflow.pretrain_id import schedule  # noqa: E402
@@ -43,6 +45,9 @@ def parse_args(argv=None):
     p.add_argument("--metrics", required=True, help="CSV of per-step metrics (final copy)")
     p.add_argument("--summary", required=True, help="JSON summary of the run")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--nodes", type=int, default=1,
+                   help="nodes of the job: one torchrun per node through srun")
+    p.add_argument("--nproc-per-node", type=int, default=1)
     return p.parse_args(argv)
 
 
@@ -102,6 +107,11 @@ def export_checkpoint(state_ckpt: Path, dest: Path, step: int, meta: dict) -> No
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.nodes * args.nproc_per_node > 1 and not launch.under_torchrun():
+        argv = sys.argv[1:] if argv is None else argv
+        cmd = launch.command([__file__, *argv], args.nodes, args.nproc_per_node)
+        print("launching:", " ".join(cmd[:8]), "...", flush=True)
+        raise SystemExit(subprocess.call(cmd))
     spec = json.loads(args.spec)
     import torch
 

@@ -1,0 +1,42 @@
+"""Start a training script on every GPU of a job: torchrun, one per node, via srun on Slurm."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+
+def slurm_master() -> str:
+    """Address of the allocation's first node (SLURM_JOB_NODELIST is stripped inside jobs)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return "127.0.0.1"
+    nodes = subprocess.run(["squeue", "-h", "-j", job, "-o", "%N"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    first = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True,
+                           text=True, check=True).stdout.split()[0]
+    info = subprocess.run(["scontrol", "show", "node", first], capture_output=True, text=True).stdout
+    for field in info.split():
+        if field.startswith("NodeAddr="):
+            return field.split("=", 1)[1]
+    return first
+
+
+def command(script_and_args: list[str], nodes: int, nproc_per_node: int,
+            master: str | None = None, port: int | None = None) -> list[str]:
+    """The launch command: plain for one process, torchrun for several, srun for several nodes."""
+    if nodes * nproc_per_node == 1:
+        return ["python", *script_and_args]
+    job = os.environ.get("SLURM_JOB_ID", "0")
+    port = port or 29400 + int(job) % 1000
+    if nodes == 1:
+        return ["torchrun", "--standalone", f"--nproc_per_node={nproc_per_node}", *script_and_args]
+    master = master or slurm_master()
+    torchrun = ["torchrun", f"--nnodes={nodes}", f"--nproc_per_node={nproc_per_node}",
+                "--rdzv_backend=c10d", f"--rdzv_endpoint={master}:{port}", f"--rdzv_id={job}",
+                *script_and_args]
+    return ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1", *torchrun]
+
+
+def under_torchrun() -> bool:
+    return "LOCAL_RANK" in os.environ
