@@ -7,6 +7,7 @@ rule report:
         csv="results/reports/{lang}/progression.csv",
         png="results/reports/{lang}/progression.png",
         loss="results/reports/{lang}/loss.png",
+    localrule: True
     log:
         "results/logs/report/{lang}.log",
     conda:

@@ -1,0 +1,91 @@
+"""The embedded default through a real Slurm controller (two emulated nodes, fake GPUs)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+import yaml
+from conftest import copy_workflow, load_config, snakemake, write_config
+from slurm_cluster import Cluster, install
+
+PROFILE = """\
+executor: slurm
+jobs: 6
+latency-wait: 15
+rerun-incomplete: true
+slurm-status-command: squeue
+slurm-init-seconds-before-status-checks: 2
+default-resources:
+  slurm_partition: debug
+  runtime: 30
+  mem_mb: 600
+  cpus_per_task: 1
+set-resources:
+  pretrain:
+    gres: "gpu:1"
+    tasks_per_gpu: 0
+    mpi: srun
+    mem_mb: 1500
+  evaluate:
+    gpu: 1
+    mem_mb: 1500
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    why = install()
+    if why:
+        print(f"SKIPPED real-Slurm tests: {why}")
+        pytest.skip(f"no Slurm on this machine: {why}")
+    c = Cluster()
+    try:
+        c.start()
+    except Exception as e:  # noqa: BLE001
+        c.stop()
+        pytest.fail(f"could not start the test Slurm cluster: {e}")
+    yield c
+    c.stop()
+
+
+def test_embedded_default_through_slurm(cluster, tmp_path):
+    wd = copy_workflow(tmp_path / "wf")
+    cfg = load_config(wd)
+    lc = cfg["languages"]["ita"]
+    lc["pretrain"].update(nodes=2, nproc_per_node=1, train_steps=60, checkpoint_interval=30,
+                          lr_decay_starting_step=30, lr_decay_steps=30, lr_warmup_steps=5)
+    lc["eval"]["checkpoints"] = [30, 60]
+    write_config(wd, cfg)
+    (wd / "profiles" / "test-slurm").mkdir()
+    (wd / "profiles" / "test-slurm" / "config.v8+.yaml").write_text(PROFILE)
+    before = set(re.findall(r"JobId=(\d+)", cluster.log()))
+    p = snakemake(wd, "--profile", "profiles/test-slurm", "all", timeout=1800, check=False)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-6000:] + cluster.log()[-3000:]
+
+    # every job but the local report went through sbatch
+    submitted = set(re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", cluster.log())) - before
+    n_jobs = 1 + 4 + 1 + 2 * 3  # tokenizer, tokenize x4, pretrain, evals
+    assert len(submitted) == n_jobs, (sorted(submitted), out[-3000:])
+
+    # the pretraining job ran on both nodes: world size 2, one torchrun per node
+    summary = json.loads((wd / "results/pretrain/ita/train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["final_step"] == 60
+    assert summary["checkpoints"] == [30, 60]
+    log = (wd / "results/logs/pretrain/ita.log").read_text()
+    assert "srun --nodes=2 --ntasks=2 --ntasks-per-node=1 torchrun --nnodes=2" in log
+
+    # GPU-tagged evals saw the GRES devices, inside Slurm jobs
+    for step in (30, 60):
+        for task in lc["eval"]["tasks"]:
+            e = json.loads((wd / f"results/evals/ita-step{step}/{task}.json").read_text())
+            assert e["settings"]["cuda_visible_devices"] not in (None, "")
+            assert e["settings"]["slurm_job_id"] in submitted
+            assert 0.0 <= e["value"] <= 1.0
+    md = (wd / "results/reports/ita/progression.md").read_text()
+    assert "| 30 |" in md and "| 60 |" in md
+    squeue = subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout
+    assert squeue.strip() == ""  # nothing left behind
