@@ -61,6 +61,9 @@ rule pretrain_nanotron:
         lang=langs_regex("nanotron"),
     conda:
         "../envs/nanotron.yaml"
+    resources:
+        nodes=lambda w: pretrain_nodes(w.lang),
+        tasks=lambda w: pretrain_nodes(w.lang),
     params:
         checkout=lambda w: nano(w.lang)["checkout"],
         gpus=lambda w: nano(w.lang)["gpus_per_node"],

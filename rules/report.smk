@@ -7,9 +7,9 @@ rule report:
         csv="results/reports/{lang}/progression.csv",
         png="results/reports/{lang}/progression.png",
         loss="results/reports/{lang}/loss.png",
-    localrule: True
     log:
         "results/logs/report/{lang}.log",
+    localrule: True
     conda:
         "../envs/workflow.yaml"
     params:

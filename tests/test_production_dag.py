@@ -88,3 +88,52 @@ def test_prefetch_check_with_a_cold_cache_lists_everything_missing(tmp_path):
                  "task ifeval-ita: not an lm-eval task"):
         assert item in err, err[-2000:]
     assert not os.path.exists(tmp_path / "p.json")
+
+
+class _Res(dict):
+    __getattr__ = dict.__getitem__
+
+
+def _value(v: str):
+    return int(v) if v.isdigit() else v
+
+
+def sbatch_calls(out: str) -> dict:
+    """rule -> the sbatch command the slurm plugin builds from the dry run's resources."""
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    calls = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        m = re.match(r"(?:local)?rule (\w+):", block)
+        r = re.search(r"^\s+resources: (.*)$", block, re.M)
+        if not m or not r or m.group(1) in calls or block.startswith("localrule"):
+            continue  # local rules are never submitted
+        res = _Res((k, _value(v)) for k, v in (kv.split("=", 1) for kv in r.group(1).split(", ")))
+        job = SimpleNamespace(resources=res, threads=res.get("cpus_per_task", 1), name=m.group(1),
+                              is_group=lambda: False)
+        params = {"run_uuid": "x", "slurm_logfile": "log", "comment_str": m.group(1),
+                  "account": f"-A {res.get('slurm_account')}",
+                  "partition": f"-p {res.get('slurm_partition')}", "workdir": "."}
+        calls[m.group(1)] = get_submit_command(job, params) + set_gres_string(job)
+    return calls
+
+
+def test_slurm_profile_sbatch_options(prod):
+    wd, _ = prod
+    p = snakemake(wd, "--dry-run", "--profile", "profiles/slurm", "all_ita", timeout=600)
+    calls = sbatch_calls(p.stdout)
+    pre = calls["pretrain_nanotron"].split()
+    for opt in ("--nodes=8", "--gres=gpu:8", "--ntasks=8", "--cpus-per-task=32"):
+        assert opt in pre, calls["pretrain_nanotron"]
+    assert pre[pre.index("-t") + 1] == "5760"  # 4 days, in minutes
+    assert "-p" in pre and pre[pre.index("-p") + 1] == "gpu"
+    assert not any(o.startswith("--ntasks-per-gpu") for o in pre)
+    ev = calls["evaluate"].split()
+    assert "--gpus=1" in ev and not any(o.startswith("--nodes=") and o != "--nodes=1" for o in ev)
+    tok = calls["tokenize"].split()
+    assert not any("gpu" in o for o in tok) and "--cpus-per-task=32" in tok
+    assert tok[tok.index("-p") + 1] == "cpu"
+    assert "localrule report:" in p.stdout and "report" not in calls
