@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM := false
 TARGET ?= all
 CONFIG ?= config/config.yaml
 
-.PHONY: demo test venv lint fmt clean-results
+.PHONY: demo test venv lint fmt dag status bench
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -39,3 +39,37 @@ lint: venv
 
 fmt: venv
 	snakefmt Snakefile rules/
+
+DAG_DIR ?= results/dag
+SMK = snakemake $(TARGET) --configfile $(CONFIG) --cores 1
+
+# The job DAG and the rule graph of TARGET, without running anything: dot, SVG (when graphviz's
+# `dot` is installed: apt-get install graphviz) and mermaid text.
+dag: venv
+	@mkdir -p $(DAG_DIR)
+	@name=$$(basename $(CONFIG) .yaml)-$(TARGET); \
+	$(SMK) --dag dot > $(DAG_DIR)/$$name.jobs.dot && \
+	$(SMK) --rulegraph dot > $(DAG_DIR)/$$name.rules.dot && \
+	$(SMK) --dag mermaid-js > $(DAG_DIR)/$$name.jobs.mmd && \
+	$(SMK) --rulegraph mermaid-js > $(DAG_DIR)/$$name.rules.mmd && \
+	if command -v dot >/dev/null; then \
+	  dot -Tsvg $(DAG_DIR)/$$name.jobs.dot > $(DAG_DIR)/$$name.jobs.svg; \
+	  dot -Tsvg $(DAG_DIR)/$$name.rules.dot > $(DAG_DIR)/$$name.rules.svg; \
+	else echo "graphviz 'dot' not installed: SVGs skipped (apt-get install graphviz)"; fi; \
+	ls -1 $(DAG_DIR)/$$name.*
+
+# What would run for TARGET and why, in ten seconds of reading: jobs per rule, then reasons.
+status: venv
+	@$(SMK) --dry-run > $(DAG_DIR).status.log 2>&1 || { tail -20 $(DAG_DIR).status.log; exit 1; }
+	@awk '/^Job stats:/ && !s {p=1; s=1} p && /^$$/ {p=0} p' $(DAG_DIR).status.log
+	@sed -n '/^Reasons:/,/^This was a dry-run/p' $(DAG_DIR).status.log | grep -v '^This was a dry-run' || true
+	@grep -q 'Nothing to be done' $(DAG_DIR).status.log && echo "nothing to do: $(TARGET) is up to date" || true
+
+# Benchmarks: each prints a table and writes it into docs/performance.md.
+# The pretraining one needs a GPU (`python bench/bench_pretrain.py` on the GPU machine).
+bench: venv
+	test -d results/tokenizers/bpe_ita_eng_4k || $(MAKE) demo
+	$(PY) bench/bench_tokenize.py
+	$(PY) bench/bench_pretrain.py --tiny
+	@if $(PY) -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then \
+	  $(PY) bench/bench_pretrain.py; else echo "no GPU: bench_pretrain.py (0.4B) skipped"; fi

@@ -280,7 +280,8 @@ def main(argv=None):
             "global_batch_size": global_batch,
             "sequence_length": seq,
             "dtype": "bfloat16" if bf16 else "float32",
-            "device": "cuda" if cuda else "cpu",
+            "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+            "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if cuda else None,
             "sources": [{"folder": d["folder"], "weight": d["weight"], "windows": n,
                          "epochs": round(e, 3)}
                         for d, n, e in zip(spec["data"], dataset.lengths, dataset.epochs)],
