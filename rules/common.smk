@@ -214,6 +214,17 @@ def eval_args(wildcards):
     return " ".join(args)
 
 
+def eval_versions():
+    """Versions that change eval results: part of every eval job's identity (params)."""
+    from zflow.io import versions
+
+    v = versions(("lm_eval", "transformers", "torch"))
+    return ",".join(f"{k}={v[k]}" for k in ("lm_eval", "transformers", "torch"))
+
+
+EVAL_VERSIONS = eval_versions()
+
+
 def eval_files(lang):
     models = checkpoint_models(lang) + lang_conf(lang)["eval"].get("baselines", [])
     return [

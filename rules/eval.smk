@@ -12,6 +12,7 @@ rule evaluate:
     params:
         model_path=model_path,
         args=eval_args,
+        versions=EVAL_VERSIONS,
     shell:
         "python {input.script} --model {wildcards.model} "
         "--model-path {params.model_path} --task {wildcards.task} {params.args} "
