@@ -120,15 +120,21 @@ def main(argv=None):
 
     with open(args.train_metrics) as f:
         trows = list(csv.DictReader(f))
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     key = "loss" if trows and "loss" in trows[0] else "lm_loss"  # hf backend / nanotron log
     pts = [(int(float(r["step"])), float(r[key])) for r in trows if r.get(key) not in (None, "")]
     if pts:
         ax.plot(*zip(*pts), lw=1)
-    ax.set_xlabel("training step")
     ax.set_ylabel("training loss")
-    ax.set_title(f"Pretraining loss ({args.lang})")
+    ax.set_title(f"Pretraining ({args.lang})")
     ax.grid(alpha=0.3)
+    tps = [(int(float(r["step"])), float(r["tokens_per_sec"])) for r in trows
+           if r.get("tokens_per_sec") not in (None, "")]
+    if tps:
+        ax2.plot(*zip(*tps), lw=1, color="tab:green")
+    ax2.set_xlabel("training step")
+    ax2.set_ylabel("tokens/s")
+    ax2.grid(alpha=0.3)
     fig.tight_layout()
     save_png(fig, args.loss_png)
     plt.close(fig)
