@@ -7,7 +7,6 @@ import re
 import subprocess
 
 import pytest
-import yaml
 from conftest import copy_workflow, load_config, snakemake, write_config
 from slurm_cluster import Cluster, install
 

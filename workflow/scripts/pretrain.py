@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from zflow import launch  # noqa: E402
+from zflow import launch, nanotron  # noqa: E402
 from zflow.io import atomic_dir, die, read_json, versions, write_json, write_text  # noqa: E402
 from zflow.pretrain_id import run_fingerprint as fingerprint  # noqa: E402
 from zflow.pretrain_id import schedule  # noqa: E402
@@ -116,8 +116,8 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(max(1, args.threads))
-    from transformers import (AutoTokenizer, LlamaConfig, LlamaForCausalLM, Trainer,
-                              TrainerCallback, TrainingArguments)
+    from transformers import (AutoTokenizer, LlamaForCausalLM, Trainer, TrainerCallback,
+                              TrainingArguments)
 
     from zflow.mixture import MixtureDataset
 
@@ -157,25 +157,14 @@ def main(argv=None):
         print(f"resuming from {resume} (step {start_step})" if resume else "starting from scratch")
 
     torch.manual_seed(pre.get("seed", 8))
-    config = LlamaConfig(
-        vocab_size=model_cfg["vocab_size"],
-        hidden_size=model_cfg["hidden_size"],
-        intermediate_size=model_cfg["intermediate_size"],
-        num_hidden_layers=model_cfg["num_hidden_layers"],
-        num_attention_heads=model_cfg["num_attention_heads"],
-        num_key_value_heads=model_cfg["num_key_value_heads"],
-        hidden_act=model_cfg.get("hidden_act", "silu"),
-        max_position_embeddings=model_cfg.get("max_position_embeddings", 4096),
-        rms_norm_eps=model_cfg.get("rms_norm_eps", 1e-5),
-        rope_theta=model_cfg.get("rope_theta", 10000.0),
-        tie_word_embeddings=model_cfg.get("tie_word_embeddings", True),
-        initializer_range=model_cfg.get("init_std", 0.02),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        attention_bias=False,
-        mlp_bias=False,
-    )
+    config = nanotron.hf_config({
+        **model_cfg,
+        "tie_word_embeddings": model_cfg.get("tie_word_embeddings", True),
+        "initializer_range": model_cfg.get("init_std", 0.02),  # HF inits weights with this std
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    })
     model = LlamaForCausalLM(config)
     n_params = sum(p.numel() for p in model.parameters())
     sched_kwargs, warmup = schedule(pre)
