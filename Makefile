@@ -31,7 +31,7 @@ demo: venv
 	echo "  evals:   results/evals/<model>/<task>.json"
 
 test: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -rs tests
 
 lint: venv
 	snakemake --lint
