@@ -57,7 +57,11 @@ class Cluster:
         self.pids: list[Path] = []
 
     def write_config(self):
-        if STATE.exists():
+        if STATE.exists():  # daemons left by an interrupted earlier run: stop them first
+            self.pids = sorted(STATE.glob("run/slurmd-*.pid")) + [
+                STATE / "run" / "slurmctld.pid", STATE / "munge" / "munged.pid"]
+            self.stop()
+            self.pids = []
             shutil.rmtree(STATE)
         for d in ("spool/ctld", "spool/d", "log", "run", "dev", "munge"):
             (STATE / d).mkdir(parents=True)
