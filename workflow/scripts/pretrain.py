@@ -249,10 +249,7 @@ def main(argv=None):
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     if is_main:
-        final = pre["train_steps"]
-        last = complete_states(run / "state")
-        if last and last[-1][0] == final:  # resumed at the very end: make sure it is exported
-            export_checkpoint(last[-1][1], run / "checkpoints" / f"step-{final}", final, meta)
+        final = pre["train_steps"]  # every complete state was exported (on_save, or on resume)
         with metrics_path.open() as f:
             rows = list(csv.DictReader(f))
         write_text(args.metrics, metrics_path.read_text())
