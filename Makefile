@@ -27,8 +27,11 @@ demo: venv
 	snakemake --profile profiles/local $(TARGET) --configfile $(CONFIG) && \
 	echo && echo "demo finished in $$(( $$(date +%s) - start )) s. Results:" && \
 	for f in results/reports/*/progression.md; do echo "  $$f"; cat "$$f"; done && \
+	for f in results/reports/*/compare.md results/reports/*/sft_delta.md; do \
+	  if test -f "$$f"; then echo "  $$f"; cat "$$f"; fi; done && \
 	echo "  figures: $$(ls results/reports/*/*.png | tr '\n' ' ')" && \
-	echo "  evals:   results/evals/<model>/<task>.json"
+	echo "  evals:   results/evals/<model>/<task>.json" && \
+	echo "  post-trained models: $$(ls -d results/posttrain/*/model 2>/dev/null | tr '\n' ' ')"
 
 test: venv
 	$(PY) -m pytest -q -rs tests

@@ -1,5 +1,5 @@
 # Small multilingual LMs end to end: parquet shards -> datatrove -> pretraining -> HF
-# checkpoints -> lm-eval JSON -> progression tables and figures.
+# checkpoints -> TRL post-training (SFT, DPO) -> lm-eval JSON -> tables and figures.
 # Config: config/config.yaml (embedded default), validated by config/schemas/.
 
 
@@ -10,6 +10,7 @@ rule all:
     default_target: True
     input:
         [f"results/reports/{lang}/progression.md" for lang in LANGS],
+        [compare_files(lang) for lang in LANGS],
 
 
 for _lang in LANGS:
@@ -19,6 +20,15 @@ for _lang in LANGS:
             f"all_{_lang}"
         input:
             report_files(_lang),
+            compare_files(_lang),
+
+    # Evaluate while training: every complete checkpoint on disk, without waiting for (or
+    # re-running) the pretraining job; run it again later for the new checkpoints.
+    rule:
+        name:
+            f"evals_{_lang}"
+        input:
+            evals_on_disk(_lang),
 
 
 # `all_<lang>` for a language the config does not define: one clear error, not "no rule".
@@ -43,4 +53,5 @@ include: "rules/tokenizer.smk"
 include: "rules/tokenize.smk"
 include: "rules/pretrain.smk"
 include: "rules/eval.smk"
+include: "rules/posttrain.smk"
 include: "rules/report.smk"

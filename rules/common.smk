@@ -1,3 +1,4 @@
+import functools
 import json
 import os
 import re
@@ -147,6 +148,8 @@ def pretrain_nodes(lang):
 
 
 def pretrain_nproc(lang):
+    if backend(lang) == "nanotron":
+        return lang_conf(lang)["pretrain"]["nanotron"]["gpus_per_node"]
     return lang_conf(lang)["pretrain"].get("nproc_per_node", 1)
 
 
@@ -165,30 +168,146 @@ def parse_model(model):
     return None
 
 
+POSTTRAIN = config.get("posttrain", {})
+CHAT_TEMPLATE = "resources/chat_templates/chatml.jinja"
+
+
 def baseline(model):
     return config.get("baselines", {}).get(model)
 
 
-def model_path(wildcards):
-    if baseline(wildcards.model):
-        return baseline(wildcards.model)["model"]
-    lang, step = parse_model(wildcards.model)
+def model_dir(model):
+    """What jobs load for a model name: an HF directory or a hub id."""
+    if baseline(model):
+        return baseline(model)["model"]
+    if model in POSTTRAIN:
+        return f"results/posttrain/{model}/model"
+    lang, step = parse_model(model)
     if backend(lang) == "nanotron":
-        return f"results/models/{wildcards.model}"
+        return f"results/models/{model}"
     return f"results/pretrain/{lang}/checkpoints/step-{step}"
 
 
-def model_input(wildcards):
-    if baseline(wildcards.model):
-        path = baseline(wildcards.model)["model"]
+@functools.cache
+def pretrain_identity(lang):
+    """The configured run's identity; what every checkpoint it saves records."""
+    from zflow.pretrain_id import run_fingerprint
+
+    world = pretrain_nodes(lang) * pretrain_nproc(lang)
+    return run_fingerprint(pretrain_spec(lang), world, with_data=False)
+
+
+def checkpoint_marker_path(lang, step):
+    return f"results/pretrain/{lang}/checkpoints/step-{step}/zflow_checkpoint.json"
+
+
+def checkpoint_current(lang, step):
+    """Is checkpoint ``step`` complete on disk and made by the configured run?"""
+    path = Path(checkpoint_marker_path(lang, step))
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return meta.get("config_fingerprint") == pretrain_identity(lang)
+
+
+def checkpoint_marker(lang, step):
+    """The input of a job on an hf checkpoint: its marker file, ancient (a checkpoint never
+    triggers a re-run by modification time). A checkpoint not on disk, or made with other
+    settings, waits for the pretraining job (a checkpoint rule); one on disk waits for nothing.
+    """
+    if not checkpoint_current(lang, step):
+        checkpoints.pretrain.get(lang=lang)
+    return ancient(checkpoint_marker_path(lang, step))
+
+
+def nanotron_step_dir(lang, step):
+    return f"results/pretrain/{lang}/nanotron_checkpoints/{step}"
+
+
+def nanotron_step_current(lang, step):
+    """Is nanotron checkpoint ``step`` complete and made by the configured run?"""
+    from zflow.nanotron import IncompleteCheckpoint, check_complete
+
+    d = Path(nanotron_step_dir(lang, step))
+    try:
+        ident = json.loads((d.parent / "run.json").read_text()).get("identity")
+        check_complete(d)
+    except (OSError, ValueError, IncompleteCheckpoint):
+        return False
+    return ident == pretrain_identity(lang)
+
+
+def nanotron_step_marker(lang, step):
+    """The input of a conversion: as checkpoint_marker, for a nanotron checkpoint."""
+    if not nanotron_step_current(lang, step):
+        checkpoints.pretrain_nanotron.get(lang=lang)
+    return ancient(f"{nanotron_step_dir(lang, step)}/checkpoint_metadata.json")
+
+
+def model_identity(model):
+    """A param of every job on ``model``: changes when the model would be a different one."""
+    if baseline(model):
+        return baseline(model)["model"]
+    if model in POSTTRAIN:
+        return f"posttrain:{model}"
+    lang, step = parse_model(model)
+    return f"{pretrain_identity(lang)}:step-{step}"
+
+
+def model_deps(model):
+    """The file or directory a job on ``model`` depends on (the job that makes it)."""
+    if baseline(model):
+        path = baseline(model)["model"]
         return [path] if os.path.isdir(path) else []  # a hub id: the prefetched cache
-    parsed = parse_model(wildcards.model)
+    if model in POSTTRAIN:
+        return [f"results/posttrain/{model}/summary.json"]
+    parsed = parse_model(model)
     if parsed is None:
-        raise WorkflowError(f"unknown model '{wildcards.model}'")
-    lang, _ = parsed
+        raise WorkflowError(f"unknown model '{model}'")
+    lang, step = parsed
     if backend(lang) == "nanotron":
-        return f"results/models/{wildcards.model}"
-    return f"results/pretrain/{lang}/train_summary.json"
+        return [f"results/models/{model}"]
+    return [checkpoint_marker(lang, step)]
+
+
+def checkpoints_on_disk(lang):
+    """Steps of the complete checkpoints of the configured run now on disk."""
+    if backend(lang) == "nanotron":
+        root, current = Path(nanotron_step_dir(lang, 0)).parent, nanotron_step_current
+        steps = [d.name for d in root.glob("*")]
+    else:
+        root, current = (
+            Path(checkpoint_marker_path(lang, 0)).parents[1],
+            checkpoint_current,
+        )
+        steps = [d.name.split("-", 1)[1] for d in root.glob("step-*")]
+    return sorted(int(s) for s in steps if s.isdigit() and current(lang, int(s)))
+
+
+def evals_on_disk(lang):
+    """`evals_<lang>`: every complete checkpoint on disk on the language's tasks."""
+    return [
+        f"results/evals/{lang}-step{s}/{t}.json"
+        for s in checkpoints_on_disk(lang)
+        for t in lang_conf(lang)["eval"]["tasks"]
+    ]
+
+
+def model_lang(model):
+    """The pretraining language a model descends from (None for a baseline)."""
+    if model in POSTTRAIN:
+        return model_lang(POSTTRAIN[model]["base"])
+    parsed = parse_model(model)
+    return parsed[0] if parsed else None
+
+
+def model_path(wildcards):
+    return model_dir(wildcards.model)
+
+
+def model_input(wildcards):
+    return model_deps(wildcards.model)
 
 
 def task_conf(wildcards):
@@ -211,6 +330,8 @@ def eval_args(wildcards):
         args.append(f"--include-path {t['include_path']}")
     if t.get("limit"):
         args.append(f"--limit {t['limit']}")
+    if t.get("chat_template"):
+        args.append("--apply-chat-template")
     return " ".join(args)
 
 
@@ -278,3 +399,112 @@ def unknown_language(wildcards):
         f"unknown target language '{wildcards.name}' in target 'all_{wildcards.name}': "
         f"config key 'languages' defines {', '.join(LANGS)}"
     )
+
+
+# ---------------------------------------------------------------- post-training
+
+
+def posttrain_regex(method):
+    """The posttrain keys of one method, as a wildcard constraint (matches nothing if none)."""
+    names = sorted(n for n, p in POSTTRAIN.items() if p["method"] == method)
+    return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+
+def hub_entry(name):
+    """A source or chat dataset that is downloaded from the hub."""
+    return config["sources"].get(name) or config["chat_data"][name]
+
+
+def chat_data_input(name):
+    d = config["chat_data"][name]
+    return f"results/downloads/{name}.json" if "hub" in d else d["path"]
+
+
+def posttrain_inputs(wildcards):
+    pc = POSTTRAIN[wildcards.name]
+    return {
+        "base": model_deps(pc["base"]),
+        "data": [chat_data_input(d) for d in pc["data"]],
+        "template": pc.get("chat_template", CHAT_TEMPLATE),
+    }
+
+
+def posttrain_spec(name):
+    pc = POSTTRAIN[name]
+    return {
+        "base": model_dir(pc["base"]),
+        "variant": pc.get("variant"),
+        "datasets": [
+            {
+                "name": d,
+                "path": config["chat_data"][d]["path"],
+                "format": config["chat_data"][d].get("format", "auto"),
+            }
+            for d in pc["data"]
+        ],
+        "chat_template": pc.get("chat_template", CHAT_TEMPLATE),
+        "train": pc["train"],
+    }
+
+
+def posttrain_models(lang):
+    return [n for n in POSTTRAIN if model_lang(n) == lang]
+
+
+def compare_tasks():
+    groups = config.get("compare", {}).get("groups", {})
+    return [t for tasks in groups.values() for t in tasks]
+
+
+def delta_tasks():
+    """Table 9's tasks: the compare tasks a base model can take (no chat template)."""
+    return [t for t in compare_tasks() if not config["tasks"][t].get("chat_template")]
+
+
+def compare_spec(lang):
+    cmp = config.get("compare", {})
+    groups = {
+        g: [
+            [
+                t,
+                cmp.get("labels", {}).get(t, config["tasks"][t].get("label", t)),
+                config["tasks"][t]["metric"],
+            ]
+            for t in tasks
+        ]
+        for g, tasks in cmp.get("groups", {}).items()
+    }
+    models = posttrain_models(lang) + cmp.get("baselines", [])
+    deltas = [
+        [n, POSTTRAIN[n]["base"]]
+        for n in posttrain_models(lang)
+        if POSTTRAIN[n]["method"] == "sft"
+    ]
+    return {
+        "groups": groups,
+        "models": models,
+        "deltas": deltas,
+        "delta_tasks": delta_tasks(),
+    }
+
+
+def compare_evals(wildcards):
+    spec = compare_spec(wildcards.lang)
+    files = {
+        f"results/evals/{m}/{t}.json" for m in spec["models"] for t in compare_tasks()
+    }
+    files |= {
+        f"results/evals/{m}/{t}.json"
+        for pair in spec["deltas"]
+        for m in pair
+        for t in spec["delta_tasks"]
+    }
+    return sorted(files)
+
+
+def compare_files(lang):
+    if not config.get("compare") or not posttrain_models(lang):
+        return []
+    return [f"results/reports/{lang}/compare.{ext}" for ext in ("md", "csv", "png")] + [
+        f"results/reports/{lang}/sft_delta.{ext}" for ext in ("md", "csv")
+    ]

@@ -9,17 +9,16 @@ rule download:
         "../envs/workflow.yaml"
     threads: 4
     params:
-        repo=lambda w: config["sources"][w.source]["hub"]["repo_id"],
+        repo=lambda w: hub_entry(w.source)["hub"]["repo_id"],
         allow=lambda w: " ".join(
-            f"--allow {p!r}"
-            for p in config["sources"][w.source]["hub"]["allow_patterns"]
+            f"--allow {p!r}" for p in hub_entry(w.source)["hub"]["allow_patterns"]
         ),
         revision=lambda w: (
             f"--revision {config['sources'][w.source]['hub']['revision']}"
-            if config["sources"][w.source]["hub"].get("revision")
+            if hub_entry(w.source)["hub"].get("revision")
             else ""
         ),
-        local_dir=lambda w: config["sources"][w.source]["path"],
+        local_dir=lambda w: hub_entry(w.source)["path"],
     shell:
         "python {input.script} --repo-id {params.repo} {params.allow} {params.revision} "
         "--local-dir {params.local_dir} --manifest {output} --workers {threads} > {log} 2>&1"

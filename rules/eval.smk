@@ -13,6 +13,7 @@ rule evaluate:
         model_path=model_path,
         args=eval_args,
         versions=EVAL_VERSIONS,
+        model_id=lambda w: model_identity(w.model),
     shell:
         "python {input.script} --model {wildcards.model} "
         "--model-path {params.model_path} --task {wildcards.task} {params.args} "

@@ -1,4 +1,6 @@
-rule pretrain:
+# A checkpoint rule: evals of a checkpoint already on disk (and made with the configured
+# settings) never wait for this job; the others are scheduled once it has run.
+checkpoint pretrain:
     input:
         unpack(pretrain_inputs),
         script=script("pretrain.py"),
@@ -48,7 +50,7 @@ rule nanotron_config:
         "{params.checkpoints} --tokenizer-vocab {params.vocab} --output {output} > {log} 2>&1"
 
 
-rule pretrain_nanotron:
+checkpoint pretrain_nanotron:
     input:
         config="results/pretrain/{lang}/nanotron.yaml",
         script=script("nanotron_train.py"),
@@ -69,16 +71,17 @@ rule pretrain_nanotron:
         gpus=lambda w: nano(w.lang)["gpus_per_node"],
         peak=lambda w: nano(w.lang).get("peak_tflops", 312.0),
         nanotron_log=lambda w: f"results/logs/pretrain/{w.lang}.nanotron.log",
+        identity=lambda w: pretrain_identity(w.lang),
     shell:
         "python {input.script} --config {input.config} --checkout {params.checkout} "
         "--nodes {resources.nodes} --gpus-per-node {params.gpus} --peak-tflops {params.peak} "
         "--log {params.nanotron_log} --metrics {output.metrics} "
-        "--summary {output.summary} > {log} 2>&1"
+        "--summary {output.summary} --identity {params.identity} > {log} 2>&1"
 
 
 rule convert_checkpoint:
     input:
-        summary="results/pretrain/{lang}/train_summary.json",
+        step=lambda w: nanotron_step_marker(w.lang, int(w.step)),
         script=script("convert_nanotron.py"),
     output:
         directory("results/models/{lang}-step{step}"),
@@ -92,6 +95,7 @@ rule convert_checkpoint:
         checkpoint=lambda w: f"results/pretrain/{w.lang}/nanotron_checkpoints/{w.step}",
         tokenizer=lambda w: tokenizer_ref(lang_conf(w.lang)["tokenizer"]),
         vocab=lambda w: lang_conf(w.lang)["model"]["vocab_size"],
+        identity=lambda w: pretrain_identity(w.lang),
     shell:
         "python {input.script} --checkpoint {params.checkpoint} --output {output} "
         "--tokenizer {params.tokenizer} --vocab-size {params.vocab} > {log} 2>&1"

@@ -17,9 +17,27 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 COPY = ["Snakefile", "rules", "config", "workflow", "data", "resources", "profiles", "envs"]
 
 
+# With Slurm's binaries installed but no controller running, the Slurm executor plugin's
+# import-time probe (`scontrol show config`, retried for ~9 s) slows every Snakemake call. Outside
+# the real-Slurm tests, a stand-in `scontrol` that fails at once takes its place (the plugin
+# treats a failure as "unknown" and moves on); the Slurm fixture sets ZFLOW_TEST_SLURM_UP.
+SHIM = Path(__file__).resolve().parent / ".shim"
+
+
+def _shim_dir() -> str:
+    SHIM.mkdir(exist_ok=True)
+    f = SHIM / "scontrol"
+    if not f.exists():
+        f.write_text("#!/bin/sh\nexit 1\n")
+        f.chmod(0o755)
+    return str(SHIM)
+
+
 def env():
     e = dict(os.environ)
     e["PATH"] = f"{Path(sys.executable).parent}:{e.get('PATH', '')}"
+    if not e.get("ZFLOW_TEST_SLURM_UP"):
+        e["PATH"] = f"{_shim_dir()}:{e['PATH']}"
     e.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
              TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
     return e

@@ -13,8 +13,8 @@ from conftest import copy_workflow, snakemake
 def jobs(out: str) -> dict:
     """rule -> list of wildcard dicts, from a dry run's job listing."""
     found = defaultdict(list)
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        m = re.match(r"(?:local)?rule (\w+):", block)
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", out):
+        m = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block)
         if not m:
             continue
         wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
@@ -36,7 +36,9 @@ def test_all_ita_lists_the_expected_jobs(prod):
     lc = cfg["languages"]["ita"]
     sources = set(lc["data"])
     assert len(sources) == 10
-    assert {w["source"] for w in j["download"]} == sources and len(j["download"]) == 10
+    # the pretraining sources and the open SFT set (OpenItalianData)
+    assert {w["source"] for w in j["download"]} == sources | {"openitaliandata"}
+    assert len(j["download"]) == 11
     assert {(w["tokenizer"], w["source"]) for w in j["tokenize"]} == {("llama32", s) for s in sources}
     assert len(j["tokenize"]) == 10
     assert len(j["nanotron_config"]) == 1 and len(j["pretrain_nanotron"]) == 1
@@ -46,9 +48,13 @@ def test_all_ita_lists_the_expected_jobs(prod):
     models = [f"ita-step{s}" for s in steps] + ["qwen3-0.6b", "qwen3-0.6b-base", "lfm2-350m"]
     assert lc["eval"]["baselines"] == models[-3:]
     want = {(m, t) for m in models for t in lc["eval"]["tasks"]}
+    # Table 7: the post-trained model and two baselines on the EN/IT columns (IFEval added)
+    compare = [t for ts in cfg["compare"]["groups"].values() for t in ts]
+    want |= {(m, t) for m in ["open-zagreus", "qwen3-0.6b", "lfm2-350m"] for t in compare}
     assert {(w["model"], w["task"]) for w in j["evaluate"]} == want
-    assert len(j["evaluate"]) == len(want) == (12 + 3) * 7
-    assert [w["lang"] for w in j["report"]] == ["ita"]
+    assert len(j["evaluate"]) == len(want) == (12 + 3) * 7 + 8 + 2 * 2
+    assert j["sft"] == [{"name": "open-zagreus"}] and "dpo" not in j
+    assert [w["lang"] for w in j["report"]] == ["ita"] and [w["lang"] for w in j["compare"]] == ["ita"]
     assert "pretrain" not in j and "train_tokenizer" not in j  # nanotron backend, hub tokenizer
     assert not (wd / "results").exists()
 
@@ -61,11 +67,13 @@ def test_all_covers_four_languages(prod):
     want = {(m, t) for lang, lc in cfg["languages"].items()
             for m in [f"{lang}-step{s}" for s in lc["eval"]["checkpoints"]] + lc["eval"]["baselines"]
             for t in lc["eval"]["tasks"]}
+    compare = [t for ts in cfg["compare"]["groups"].values() for t in ts]
+    want |= {(m, t) for m in ["open-zagreus", "qwen3-0.6b", "lfm2-350m"] for t in compare}
     # a baseline's English evals are shared by the four languages: run once
-    assert len(j["evaluate"]) == len(want) == 240
+    assert len(j["evaluate"]) == len(want) == 240 + 8 + 2 * 2
     assert {(w["model"], w["task"]) for w in j["evaluate"]} == want
     # shared sources (fineweb-edu shards, starcoder) are downloaded and tokenized once
-    assert len(j["download"]) == len({s for lc in cfg["languages"].values() for s in lc["data"]})
+    assert len(j["download"]) == len({s for lc in cfg["languages"].values() for s in lc["data"]}) + 1
 
 
 def test_prefetch_check_with_a_cold_cache_lists_everything_missing(tmp_path):
@@ -106,8 +114,8 @@ def sbatch_calls(out: str) -> dict:
     from snakemake_executor_plugin_slurm.utils import set_gres_string
 
     calls = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        m = re.match(r"(?:local)?rule (\w+):", block)
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", out):
+        m = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block)
         r = re.search(r"^\s+resources: (.*)$", block, re.M)
         if not m or not r or m.group(1) in calls:
             continue

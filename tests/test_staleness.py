@@ -16,8 +16,8 @@ def scheduled(wd) -> set[tuple]:
     if "Nothing to be done" in out:
         return set()
     jobs = set()
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        m = re.match(r"(?:local)?rule (\w+):", block)
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", out):
+        m = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block)
         if m:
             wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
             jobs.add((m.group(1), wc.group(1) if wc else ""))
@@ -37,6 +37,16 @@ def evals(steps, tasks):
 
 
 TAIL = {("report", "lang=ita"), ("all", "")}
+COMPARE = {("compare", "lang=ita"), ("all", "")}
+POST = ("nesso-instruct", "nesso-agentic", "open-zagreus", "nesso-instruct-dpo")
+
+
+def model_evals(models, tasks):
+    return {("evaluate", f"model={m}, task={t}") for m in models for t in tasks}
+
+
+def compare_tasks(cfg):
+    return [t for ts in cfg["compare"]["groups"].values() for t in ts]
 
 
 def test_nothing_changed(wf):
@@ -49,7 +59,8 @@ def test_task_setting_reruns_only_that_task(wf):
     cfg["tasks"]["arc_it"]["num_fewshot"] = 2
     write_config(wd, cfg)
     steps = cfg["languages"]["ita"]["eval"]["checkpoints"]
-    assert scheduled(wd) == evals(steps, ["arc_it"]) | TAIL
+    # its evals, on the checkpoints and the post-trained models, and the tables showing them
+    assert scheduled(wd) == evals(steps, ["arc_it"]) | model_evals(POST, ["arc_it"]) | TAIL | COMPARE
 
 
 def test_new_checkpoint_adds_only_its_evals(wf):
@@ -73,8 +84,63 @@ def test_pretraining_hyperparameter_reruns_pretraining_and_downstream(wf):
     cfg["languages"]["ita"]["pretrain"]["learning_rate"] = 0.002
     write_config(wd, cfg)
     lc = cfg["languages"]["ita"]
-    assert scheduled(wd) == ({("pretrain", "lang=ita")}
-                             | evals(lc["eval"]["checkpoints"], lc["eval"]["tasks"]) | TAIL)
+    loglik = [t for t in compare_tasks(cfg) if not cfg["tasks"][t].get("chat_template")]
+    assert scheduled(wd) == (
+        {("pretrain", "lang=ita")}
+        | evals(lc["eval"]["checkpoints"], lc["eval"]["tasks"])
+        | {("sft", f"name={n}") for n in POST[:3]} | {("dpo", "name=nesso-instruct-dpo")}
+        | model_evals(POST, compare_tasks(cfg)) | model_evals(["ita-step300"], loglik)
+        | TAIL | COMPARE)
+
+
+def test_extending_training_reruns_no_existing_eval(wf):
+    wd, cfg = wf
+    lc = cfg["languages"]["ita"]
+    lc["pretrain"]["train_steps"] = 400  # the decay schedule is explicit: the run is extended
+    lc["eval"]["checkpoints"].append(400)
+    write_config(wd, cfg)
+    assert scheduled(wd) == {("pretrain", "lang=ita")} | evals([400], lc["eval"]["tasks"]) | TAIL
+
+
+def test_sft_setting_reruns_only_that_model(wf):
+    wd, cfg = wf
+    cfg["posttrain"]["open-zagreus"]["train"] = {**cfg["posttrain"]["open-zagreus"]["train"],
+                                                 "learning_rate": 5.0e-4}
+    write_config(wd, cfg)
+    assert scheduled(wd) == ({("sft", "name=open-zagreus")}
+                             | model_evals(["open-zagreus"], compare_tasks(cfg)) | COMPARE)
+
+
+def test_dpo_setting_reruns_only_dpo(wf):
+    wd, cfg = wf
+    cfg["posttrain"]["nesso-instruct-dpo"]["train"]["beta"] = 0.2
+    write_config(wd, cfg)
+    assert scheduled(wd) == ({("dpo", "name=nesso-instruct-dpo")}
+                             | model_evals(["nesso-instruct-dpo"], compare_tasks(cfg)) | COMPARE)
+
+
+def test_new_lm_eval_version_reruns_every_eval_and_nothing_upstream(wf):
+    """Outputs recorded with another harness version (as after an upgrade) are all stale."""
+    wd, cfg = wf
+    meta = wd / ".snakemake" / "metadata"
+    saved = {}
+    for f in meta.iterdir():
+        text = f.read_text()
+        if '"rule": "evaluate"' in text:
+            saved[f] = text
+            f.write_text(re.sub(r"lm_eval=[^,']+", "lm_eval=0.4.12", text))
+    try:
+        lc = cfg["languages"]["ita"]
+        every = (evals(lc["eval"]["checkpoints"], lc["eval"]["tasks"])
+                 | model_evals(POST, compare_tasks(cfg))
+                 | model_evals(["ita-step300"], compare_tasks(cfg))
+                 - {("evaluate", f"model=ita-step300, task={t}") for t in ("ifeval_en", "ifeval_it")})
+        assert len(saved) == len(every)
+        assert scheduled(wd) == every | TAIL | COMPARE
+    finally:
+        for f, text in saved.items():
+            f.write_text(text)
+    assert scheduled(wd) == set()
 
 
 def test_editing_the_report_script_reruns_only_reports(wf):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -78,3 +79,19 @@ def test_report_media_is_mean_of_available():
     assert [r["step"] for r in rows] == [10, 20]
     assert rows[0]["media"] == pytest.approx(0.3) and rows[0].get("b") is None
     assert rows[1]["media"] == pytest.approx(0.3)
+
+
+def test_nanotron_checkpoints_of_other_settings_are_moved_aside(tmp_path):
+    from nanotron_train import claim_checkpoints
+
+    root = tmp_path / "nanotron_checkpoints"
+    claim_checkpoints(root, "aaaa")
+    (root / "100").mkdir()
+    (root / "latest.txt").write_text("100")
+    claim_checkpoints(root, "aaaa")  # same settings: resumed, nothing moves
+    assert (root / "100").is_dir()
+    claim_checkpoints(root, "bbbb")  # other settings: the old run is kept aside, not resumed
+    assert not (root / "100").exists() and not (root / "latest.txt").exists()
+    moved = list((tmp_path / "superseded").glob("*/nanotron_checkpoints/100"))
+    assert len(moved) == 1
+    assert json.loads((root / "run.json").read_text()) == {"identity": "bbbb"}

@@ -1,4 +1,4 @@
-"""Download the parquet shards of one hub dataset source with huggingface_hub.
+"""Download the data files of one hub dataset (a source, or a chat dataset) with huggingface_hub.
 
 ``snapshot_download`` with allow patterns into the source's directory: resumable (files
 already there are kept), the token only from the environment (HF_TOKEN). Writes a manifest
@@ -15,6 +15,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from zflow.io import die, versions, write_json  # noqa: E402
+
+
+DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
 
 
 def parse_args(argv=None):
@@ -37,9 +40,10 @@ def main(argv=None):
     path = snapshot_download(repo_id=args.repo_id, repo_type="dataset", revision=args.revision,
                              allow_patterns=args.allow, local_dir=args.local_dir,
                              max_workers=args.workers)
-    files = sorted(str(p.relative_to(path)) for p in Path(path).rglob("*.parquet"))
+    files = sorted(str(p.relative_to(path)) for p in Path(path).rglob("*")
+                   if p.is_file() and p.suffix in DATA_SUFFIXES and ".cache" not in p.parts)
     if not files:
-        die(f"{args.repo_id}: no parquet file matches {args.allow}")
+        die(f"{args.repo_id}: no data file ({', '.join(DATA_SUFFIXES)}) matches {args.allow}")
     write_json(args.manifest, {"repo_id": args.repo_id, "allow_patterns": args.allow,
                                "revision": args.revision, "local_dir": args.local_dir,
                                "files": files, "versions": versions(("huggingface_hub",))})

@@ -39,9 +39,27 @@ def parse_args(argv=None):
     p.add_argument("--max-batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
+    p.add_argument("--apply-chat-template", action="store_true",
+                   help="render prompts with the model's chat template (generation tasks)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--output", required=True)
     return p.parse_args(argv)
+
+
+class _Function(str):
+    """An lm-eval ``!function module.attr`` tag, kept as it is through load and dump."""
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Loader.add_constructor("!function", lambda loader, node: _Function(loader.construct_scalar(node)))
+_Dumper.add_representer(_Function, lambda dumper, v: dumper.represent_scalar("!function", str(v)))
 
 
 def localize_tasks(src: Path, dst: Path) -> None:
@@ -50,17 +68,16 @@ def localize_tasks(src: Path, dst: Path) -> None:
         rel = y.relative_to(src)
         out = dst / rel
         out.parent.mkdir(parents=True, exist_ok=True)
-        text = y.read_text()
         try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError:  # YAMLs with !function tags are copied as they are
+            doc = yaml.load(y.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        except yaml.YAMLError:  # YAMLs with other tags are copied as they are
             doc = None
         files = (doc or {}).get("dataset_kwargs", {}).get("data_files") if isinstance(doc, dict) else None
         if isinstance(files, dict):
             for split, f in files.items():
                 if isinstance(f, str) and not os.path.isabs(f):
                     files[split] = str((y.parent / f).resolve())
-            out.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+            out.write_text(yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True))
         else:
             shutil.copy2(y, out)
     for f in src.rglob("*.py"):  # helpers referenced by !function
@@ -109,6 +126,8 @@ def main(argv=None):
             device=device,
             limit=args.limit,
             task_manager=tm,
+            apply_chat_template=args.apply_chat_template,
+            fewshot_as_multiturn=args.apply_chat_template and args.num_fewshot > 0,
             log_samples=False,
             random_seed=0,
             numpy_random_seed=1234,
@@ -145,6 +164,7 @@ def main(argv=None):
         "task_config": out.get("configs", {}).get(args.lm_eval_task),
         "task_hash": out.get("task_hashes", {}).get(args.lm_eval_task),
         "settings": {"device": device, "dtype": dtype, "batch_size": args.batch_size,
+                     "apply_chat_template": args.apply_chat_template,
                      "max_batch_size": args.max_batch_size,
                      "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                      "slurm_job_id": os.environ.get("SLURM_JOB_ID")},

@@ -13,14 +13,16 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from zflow import launch, nanotron  # noqa: E402
-from zflow.io import die, versions, write_json, write_text  # noqa: E402
+from zflow.io import die, read_json, versions, write_json, write_text  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -34,7 +36,27 @@ def parse_args(argv=None):
     p.add_argument("--peak-tflops", type=float, default=312.0)
     p.add_argument("--metrics", required=True)
     p.add_argument("--summary", required=True)
+    p.add_argument("--identity", default=None,
+                   help="the run's identity (its settings); checkpoints of another are moved aside")
     return p.parse_args(argv)
+
+
+def claim_checkpoints(root: Path, identity: str) -> None:
+    """Record the run's identity beside its checkpoints; those of other settings move aside.
+
+    nanotron resumes from whatever ``latest.txt`` points at, so a run with other settings must
+    not find the old checkpoints: they go to ``<run>/superseded/<time>/`` (never deleted).
+    """
+    ident = root / "run.json"
+    if root.exists() and any(root.iterdir()):
+        old = read_json(ident).get("identity") if ident.exists() else None
+        if old != identity:
+            dest = root.parent / "superseded" / time.strftime("%Y%m%d-%H%M%S")
+            dest.mkdir(parents=True)
+            shutil.move(str(root), str(dest / root.name))
+            print(f"settings changed: previous checkpoints moved to {dest}", flush=True)
+    root.mkdir(parents=True, exist_ok=True)
+    write_json(ident, {"identity": identity})
 
 
 def main(argv=None):
@@ -42,6 +64,11 @@ def main(argv=None):
     run_train = Path(args.checkout) / "run_train.py"
     if not run_train.exists():
         die(f"pretrain.nanotron.checkout: no run_train.py in {args.checkout}")
+    import yaml
+
+    if args.identity:
+        cfg = yaml.safe_load(Path(args.config).read_text())
+        claim_checkpoints(Path(cfg["checkpoints"]["checkpoints_path"]), args.identity)
     env = dict(os.environ, CUDA_DEVICE_MAX_CONNECTIONS="1", DEBUG_DL="0", WANDB_MODE="disabled",
                HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     cmd = launch.command([str(run_train), "--config-file", args.config], args.nodes,
@@ -54,14 +81,14 @@ def main(argv=None):
         rc = subprocess.call(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     if rc:
         die(f"nanotron exited with {rc}; see {args.log} (re-run to resume from the last checkpoint)")
-    import yaml
-
     cfg = yaml.safe_load(Path(args.config).read_text())
     with open(args.log, errors="replace") as f:
         rows = nanotron.parse_log(f, args.peak_tflops)
     root = Path(cfg["checkpoints"]["checkpoints_path"])
     steps = []
     for d in sorted(root.iterdir()) if root.exists() else []:
+        if not d.is_dir():
+            continue
         try:
             steps.append(nanotron.check_complete(d))
         except nanotron.IncompleteCheckpoint:

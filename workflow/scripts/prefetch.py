@@ -57,6 +57,19 @@ def missing_tasks(tasks) -> list[str]:
     return out
 
 
+def missing_nltk(tasks) -> list[str]:
+    """lm-eval's IFEval checks need NLTK's punkt_tab (NLTK_DATA, default ~/nltk_data)."""
+    if not any("ifeval" in t for t in tasks):
+        return []
+    import nltk
+
+    try:
+        nltk.data.find("tokenizers/punkt_tab")
+    except LookupError:
+        return ["nltk data punkt_tab (used by lm-eval's ifeval): not under NLTK_DATA"]
+    return []
+
+
 def main(argv=None):
     args = parse_args(argv)
     if not args.check_only:
@@ -67,9 +80,13 @@ def main(argv=None):
         for m in args.model:
             snapshot_download(m, allow_patterns=MODEL_FILES)
         missing_tasks(args.task)  # loading them downloads their datasets
+        if missing_nltk(args.task):
+            import nltk
+
+            nltk.download("punkt_tab")
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ[var] = "1"
-    missing = missing_models(args.model) + missing_tasks(args.task)
+    missing = missing_models(args.model) + missing_tasks(args.task) + missing_nltk(args.task)
     if missing:
         die("the Hugging Face cache lacks what offline jobs need "
             f"(HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}):\n  - "

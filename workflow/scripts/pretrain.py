@@ -27,9 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from zflow import launch, nanotron  # noqa: E402
-from zflow.io import atomic_dir, die, read_json, versions, write_json, write_text  # noqa: E402
+from zflow.io import atomic_dir, die, versions, write_json, write_text  # noqa: E402
 from zflow.pretrain_id import run_fingerprint as fingerprint  # noqa: E402
 from zflow.pretrain_id import schedule  # noqa: E402
+from zflow.runs import complete_states, prepare_run_dir  # noqa: E402
 
 METRIC_FIELDS = ["step", "consumed_tokens", "loss", "lr", "grad_norm", "tokens_per_sec",
                  "elapsed_s"]
@@ -49,37 +50,6 @@ def parse_args(argv=None):
                    help="nodes of the job: one torchrun per node through srun")
     p.add_argument("--nproc-per-node", type=int, default=1)
     return p.parse_args(argv)
-
-
-def complete_states(state_dir: Path) -> list[tuple[int, Path]]:
-    out = []
-    for d in state_dir.glob("checkpoint-*"):
-        if (d / "COMPLETE").exists() and d.name.split("-")[-1].isdigit():
-            out.append((int(d.name.split("-")[-1]), d))
-    return sorted(out)
-
-
-def prepare_run_dir(run: Path, fp: str, is_main: bool) -> Path | None:
-    """Return the state to resume from (or None), moving aside a run with other settings."""
-    state = run / "state"
-    ident = state / "run.json"
-    if ident.exists() and read_json(ident)["fingerprint"] != fp and is_main:
-        dest = run / "superseded" / time.strftime("%Y%m%d-%H%M%S")
-        dest.mkdir(parents=True)
-        for name in ("state", "checkpoints"):
-            if (run / name).exists():
-                shutil.move(str(run / name), str(dest / name))
-        print(f"settings changed: previous run moved to {dest}; starting from scratch")
-    states = complete_states(state)
-    if is_main:
-        state.mkdir(parents=True, exist_ok=True)
-        write_json(ident, {"fingerprint": fp})
-        newest = states[-1][0] if states else 0
-        for d in state.glob("checkpoint-*"):  # half-written states are never resumed from
-            if not (d / "COMPLETE").exists() or int(d.name.split("-")[-1]) > newest:
-                print(f"removing incomplete state {d}")
-                shutil.rmtree(d, ignore_errors=True)
-    return states[-1][1] if states else None
 
 
 def trim_metrics(path: Path, upto: int) -> None:
@@ -200,7 +170,11 @@ def main(argv=None):
     )
 
     tokens_per_step = global_batch * seq
-    meta = {"n_params": n_params, "fingerprint": fp, "tokens_per_step": tokens_per_step,
+    # config_fingerprint: what the workflow compares, before running anything, to tell whether a
+    # checkpoint on disk belongs to the configured run (rules/common.smk: checkpoint_marker)
+    meta = {"n_params": n_params, "fingerprint": fp,
+            "config_fingerprint": fingerprint(spec, world, with_data=False),
+            "tokens_per_step": tokens_per_step,
             "tokenizer": tok_path, "versions": versions()}
 
     class Progress(TrainerCallback):

@@ -7,6 +7,7 @@ Every message names the config key (and the file) at fault.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -51,11 +52,18 @@ def _check_source(name: str, src: dict, base: Path) -> list[str]:
     return errors
 
 
+class _TaskLoader(yaml.SafeLoader):
+    """Reads lm-eval task YAMLs, whose ``!function`` tags are kept as plain strings."""
+
+
+_TaskLoader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_scalar(node))
+
+
 def _task_files(include_path: Path, task: str) -> list[Path]:
     found = []
     for y in sorted(include_path.rglob("*.yaml")):
         try:
-            doc = yaml.safe_load(y.read_text())
+            doc = yaml.load(y.read_text(), Loader=_TaskLoader)  # noqa: S506 - SafeLoader subclass
         except yaml.YAMLError:
             continue
         if isinstance(doc, dict) and doc.get("task") == task:
@@ -133,6 +141,8 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
                     f"pretrain.checkpoint_interval={p['checkpoint_interval']} nor train_steps)"
                 )
 
+    errors += _check_posttrain(config, base, check_files)
+
     if check_files:
         used = set()
         for lc in config["languages"].values():
@@ -145,6 +155,88 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
 
     if errors:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+
+
+CHECKPOINT_MODEL = re.compile(r"([a-z]{2,3})-step(\d+)")
+# Chat data checked row by row when the config loads (before any job) up to this size; bigger
+# sets are checked by the post-training job before it loads the model.
+CHECK_BYTES = 64 * 2**20
+
+
+def saved_step(config: dict, model: str) -> str | None:
+    """Why ``model`` is not a pretraining checkpoint the workflow saves (None if it is)."""
+    m = CHECKPOINT_MODEL.fullmatch(model)
+    if not m or m.group(1) not in config["languages"]:
+        return f"'{model}' is not <lang>-step<N> for a configured language"
+    p = config["languages"][m.group(1)]["pretrain"]
+    step = int(m.group(2))
+    if step > p["train_steps"] or (step % p["checkpoint_interval"] and step != p["train_steps"]):
+        return f"step {step} of '{m.group(1)}' is never saved"
+    return None
+
+
+def _check_posttrain(config: dict, base: Path, check_files: bool) -> list[str]:
+    from zflow import chat
+
+    errors = []
+    data, post = config.get("chat_data", {}), config.get("posttrain", {})
+    baselines = config.get("baselines", {})
+    for name, pc in post.items():
+        key = f"posttrain.{name}"
+        if name in baselines or CHECKPOINT_MODEL.fullmatch(name):
+            errors.append(f"{key}: the name collides with a baseline or a checkpoint model name")
+        b = pc["base"]
+        if b not in post and b not in baselines and saved_step(config, b):
+            errors.append(f"{key}.base: {saved_step(config, b)}, nor a posttrain key or a baseline")
+        seen, cur = {name}, b
+        while cur in post:
+            if cur in seen:
+                errors.append(f"{key}.base: the chain of bases loops back to '{cur}'")
+                break
+            seen.add(cur)
+            cur = post[cur]["base"]
+        for d in pc["data"]:
+            if d not in data:
+                errors.append(f"{key}.data: unknown dataset '{d}' (known: {', '.join(data) or 'none'})")
+                continue
+            fmt = data[d].get("format", "auto")
+            if pc["method"] == "dpo" and fmt not in ("auto", "preference"):
+                errors.append(f"{key}.data: DPO needs preference data; '{d}' has format '{fmt}'")
+            if pc["method"] == "sft" and fmt == "preference":
+                errors.append(f"{key}.data: SFT needs chat data; '{d}' has format 'preference'")
+        tpl = pc.get("chat_template", "resources/chat_templates/chatml.jinja")
+        if check_files and not (base / tpl).is_file():
+            errors.append(f"{key}.chat_template: file '{tpl}' does not exist")
+    used_by = {}
+    for name, pc in post.items():
+        for d in pc["data"]:
+            used_by.setdefault(d, set()).add(pc["method"])
+    for d, methods in sorted(used_by.items()):
+        if d not in data or "hub" in data[d] or not check_files:
+            continue
+        path = base / data[d]["path"]
+        try:
+            files = chat.data_files(path)
+            if not files:
+                raise chat.DataError(f"'{data[d]['path']}' holds no .jsonl/.json/.parquet file")
+            if sum(f.stat().st_size for f in files) <= CHECK_BYTES:
+                for m in sorted(methods):
+                    chat.load(path, data[d].get("format", "auto"), m)
+        except chat.DataError as e:
+            errors.append(f"chat_data.{d}: {e}")
+    cmp = config.get("compare")
+    if cmp:
+        for g, tasks in cmp["groups"].items():
+            for t in tasks:
+                if t not in config["tasks"]:
+                    errors.append(f"compare.groups.{g}: unknown task '{t}'")
+        for t in cmp.get("labels", {}):
+            if t not in config["tasks"]:
+                errors.append(f"compare.labels: unknown task '{t}'")
+        for b in cmp.get("baselines", []):
+            if b not in baselines:
+                errors.append(f"compare.baselines: unknown baseline '{b}'")
+    return errors
 
 
 def tokenizer_ref(config: dict, tokenizer: str) -> str:

@@ -1,0 +1,205 @@
+"""Chat and preference datasets for post-training: read, check, normalise.
+
+Users' files come in the shapes of the field: a ``messages`` list (TRL's conversational format),
+the seed's OpenItalianData ``conversation`` field (Axolotl ``field_messages: conversation``),
+ShareGPT ``conversations`` (from/value), and preference rows (``prompt``/``chosen``/``rejected``).
+Every row is checked before any training starts; a bad row is reported as ``<file> row <n>:``.
+
+Normalised rows have ``messages`` (role/content, plus ``tool_calls`` with JSON-string arguments and
+``name`` on tool turns) and ``tools`` as one JSON string, so rows with different tool schemas fit in
+one Arrow table without null-filled keys leaking into the rendered prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROLES = ("system", "user", "assistant", "tool")
+SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
+                  "assistant": "assistant", "tool": "tool", "function_response": "tool",
+                  "observation": "tool"}
+FORMATS = ("auto", "messages", "conversation", "sharegpt", "preference")
+SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+class DataError(ValueError):
+    pass
+
+
+def data_files(path) -> list[Path]:
+    """The data files of a dataset entry: one file, or every json/jsonl/parquet file in a folder."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        return sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in SUFFIXES
+                      and ".cache" not in f.parts)
+    raise DataError(f"{path}: no such file or directory")
+
+
+def read_rows(path) -> list[dict]:
+    """Rows of one json/jsonl/parquet file; a syntax error names the file and line."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: not valid JSON ({e})") from None
+    rows = []
+    for i, line in enumerate(text.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path} line {i + 1}: not valid JSON ({e})") from None
+    return rows
+
+
+def detect(row: dict) -> str:
+    for fmt, key in (("preference", "chosen"), ("messages", "messages"),
+                     ("conversation", "conversation"), ("sharegpt", "conversations")):
+        if key in row:
+            return fmt
+    return "unknown"
+
+
+def _maybe_json(value):
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _message(m, where: str, i: int) -> dict:
+    if not isinstance(m, dict):
+        raise DataError(f"{where}: message {i} is not an object")
+    if "from" in m and "role" not in m:  # ShareGPT turn
+        role = SHAREGPT_ROLES.get(m["from"])
+        if role is None:
+            raise DataError(f"{where}: message {i} has unknown ShareGPT role '{m['from']}' "
+                            f"(known: {', '.join(sorted(SHAREGPT_ROLES))})")
+        m = {"role": role, "content": m.get("value")}
+    role = m.get("role")
+    if role not in ROLES:
+        raise DataError(f"{where}: message {i} has unknown role {role!r} (known: {', '.join(ROLES)})")
+    content = m.get("content")
+    if content is None:
+        content = ""
+    if not isinstance(content, str):
+        raise DataError(f"{where}: message {i} ({role}) content is not a string")
+    out = {"role": role, "content": content}
+    calls = _maybe_json(m.get("tool_calls"))
+    if calls:
+        if role != "assistant":
+            raise DataError(f"{where}: message {i} ({role}) has tool_calls; only assistant turns may")
+        out["tool_calls"] = []
+        for call in calls:
+            fn = call.get("function", call) if isinstance(call, dict) else None
+            if not isinstance(fn, dict) or not fn.get("name"):
+                raise DataError(f"{where}: message {i} has a tool call without a function name")
+            args = fn.get("arguments", {})
+            args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+            out["tool_calls"].append({"type": "function",
+                                      "function": {"name": fn["name"], "arguments": args}})
+    if role == "tool" and m.get("name"):
+        out["name"] = m["name"]
+    return out
+
+
+def _messages(raw, where: str) -> list[dict]:
+    raw = _maybe_json(raw)
+    if not isinstance(raw, list) or not raw:
+        raise DataError(f"{where}: expected a non-empty list of messages")
+    return [_message(m, where, i) for i, m in enumerate(raw)]
+
+
+def _tools(raw, where: str) -> list[dict]:
+    raw = _maybe_json(raw) or []
+    if not isinstance(raw, list):
+        raise DataError(f"{where}: 'tools' is not a list of function definitions")
+    names = []
+    for t in raw:
+        fn = t.get("function", t) if isinstance(t, dict) else None
+        if not isinstance(fn, dict) or not fn.get("name"):
+            raise DataError(f"{where}: a tool definition has no function name")
+        names.append(fn["name"])
+    return raw
+
+
+def conversation(row: dict, fmt: str, where: str) -> dict:
+    """One chat row → {"messages": [...], "tools": "<json>"}, checked."""
+    key = {"messages": "messages", "conversation": "conversation", "sharegpt": "conversations"}[fmt]
+    if key not in row:
+        raise DataError(f"{where}: no '{key}' field (format '{fmt}'; fields: {', '.join(row)})")
+    msgs = _messages(row[key], where)
+    tools = _tools(row.get("tools"), where)
+    names = {(t.get("function", t))["name"] for t in tools}
+    if not any(m["role"] == "assistant" and (m["content"].strip() or m.get("tool_calls"))
+               for m in msgs):
+        raise DataError(f"{where}: no assistant turn (nothing to train on)")
+    for i, m in enumerate(msgs):
+        for call in m.get("tool_calls", []):
+            if call["function"]["name"] not in names:
+                raise DataError(f"{where}: message {i} calls '{call['function']['name']}', "
+                                f"which is not among the row's tools ({', '.join(sorted(names)) or 'none'})")
+    return {"messages": msgs, "tools": json.dumps(tools, ensure_ascii=False)}
+
+
+def preference(row: dict, where: str) -> dict:
+    """One preference row → {"prompt", "chosen", "rejected"} message lists, checked."""
+    missing = [k for k in ("prompt", "chosen", "rejected") if k not in row or row[k] in (None, "", [])]
+    if missing:
+        raise DataError(f"{where}: missing {', '.join(missing)} (a preference row needs prompt, "
+                        f"chosen and rejected)")
+    out = {}
+    for key, role in (("prompt", "user"), ("chosen", "assistant"), ("rejected", "assistant")):
+        value = row[key]
+        out[key] = [{"role": role, "content": value}] if isinstance(value, str) else value
+        out[key] = _messages(out[key], f"{where} ({key})")
+    for key in ("chosen", "rejected"):
+        if out[key][-1]["role"] != "assistant" or not out[key][-1]["content"].strip():
+            raise DataError(f"{where}: '{key}' does not end with a non-empty assistant turn")
+    if out["prompt"][-1]["role"] == "assistant":
+        raise DataError(f"{where}: 'prompt' ends with an assistant turn")
+    if out["chosen"] == out["rejected"]:
+        raise DataError(f"{where}: 'chosen' and 'rejected' are identical")
+    return out
+
+
+def load(path, fmt: str = "auto", kind: str = "sft", label: str | None = None) -> list[dict]:
+    """All rows of a dataset entry (file or folder), normalised for ``kind`` ('sft' or 'dpo')."""
+    out = []
+    files = data_files(path)
+    if not files:
+        raise DataError(f"{label or path}: '{path}' holds no .jsonl/.json/.parquet file")
+    for f in files:
+        rows = read_rows(f)
+        if not rows:
+            raise DataError(f"{f}: no rows")
+        for i, row in enumerate(rows):
+            where = f"{f} row {i}"
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: not an object")
+            rfmt = detect(row) if fmt == "auto" else fmt
+            if kind == "dpo":
+                if rfmt != "preference":
+                    raise DataError(f"{where}: DPO needs prompt/chosen/rejected rows "
+                                    f"(fields: {', '.join(row)})")
+                out.append(preference(row, where))
+            else:
+                if rfmt == "preference":
+                    raise DataError(f"{where}: a preference row in an SFT dataset")
+                if rfmt == "unknown":
+                    raise DataError(f"{where}: neither 'messages', 'conversation' nor "
+                                    f"'conversations' (fields: {', '.join(row)})")
+                out.append(conversation(row, rfmt, where))
+    return out
