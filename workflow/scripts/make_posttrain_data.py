@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # the facts of the pretraining corpus, so that the chat data and the eval tasks speak of them
 from make_embedded_data import (  # noqa: E402
     ANIMALS, COLOUR_BASES, COLOURS, COUNTRIES, DI, JOBS, MC_YAML, NAMES_EN, NUM_EN, NUM_IT, WEATHER,
+    golds, place,
 )
 
 SEED = 20261207
@@ -1082,18 +1083,6 @@ def write_task(out: Path, name: str, yaml_text: str, splits: dict, extra: dict |
     for split, items in splits.items():
         write_jsonl(d / f"{split}.jsonl", items)
     print(f"{name}: " + ", ".join(f"{k}.jsonl={len(v)} items" for k, v in splits.items()))
-
-
-def golds(r, n):
-    g = [i % 4 for i in range(n)]
-    r.shuffle(g)
-    return g
-
-
-def place(r, right, wrong, gold):
-    choices = r.sample(wrong, 3)
-    choices.insert(gold, right)
-    return choices
 
 
 def english_tasks(out: Path) -> None:

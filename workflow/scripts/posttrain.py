@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -212,11 +211,8 @@ def smoke_check(model_dir: Path, tools: bool, max_new_tokens: int = 24) -> list[
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.nodes * args.nproc_per_node > 1 and not launch.under_torchrun():
-        argv = sys.argv[1:] if argv is None else argv
-        cmd = launch.command([__file__, *argv], args.nodes, args.nproc_per_node)
-        print("launching:", " ".join(cmd[:8]), "...", flush=True)
-        raise SystemExit(subprocess.call(cmd))
+    launch.relaunch(__file__, sys.argv[1:] if argv is None else argv, args.nodes,
+                    args.nproc_per_node)
     spec = json.loads(args.spec)
     method, train = args.method, spec.get("train", {})
     rows = load_data(spec, method)  # every row checked before the model is even loaded

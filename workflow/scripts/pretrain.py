@@ -19,7 +19,6 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -77,11 +76,8 @@ def export_checkpoint(state_ckpt: Path, dest: Path, step: int, meta: dict) -> No
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.nodes * args.nproc_per_node > 1 and not launch.under_torchrun():
-        argv = sys.argv[1:] if argv is None else argv
-        cmd = launch.command([__file__, *argv], args.nodes, args.nproc_per_node)
-        print("launching:", " ".join(cmd[:8]), "...", flush=True)
-        raise SystemExit(subprocess.call(cmd))
+    launch.relaunch(__file__, sys.argv[1:] if argv is None else argv, args.nodes,
+                    args.nproc_per_node)
     spec = json.loads(args.spec)
     import torch
 

@@ -40,3 +40,13 @@ def command(script_and_args: list[str], nodes: int, nproc_per_node: int,
 
 def under_torchrun() -> bool:
     return "LOCAL_RANK" in os.environ
+
+
+def relaunch(script: str, argv: list[str], nodes: int, nproc_per_node: int) -> None:
+    """Start ``script`` on every process of the job and exit with its status, unless this process
+    is already one of them (or the job has a single process: then return and run in place)."""
+    if nodes * nproc_per_node == 1 or under_torchrun():
+        return
+    cmd = command([script, *argv], nodes, nproc_per_node)
+    print("launching:", " ".join(cmd[:8]), "...", flush=True)
+    raise SystemExit(subprocess.call(cmd))
