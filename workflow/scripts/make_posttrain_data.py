@@ -24,9 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # the facts of the pretraining corpus, so that the chat data and the eval tasks speak of them
 from make_embedded_data import (  # noqa: E402
-    ANIMALS, COLOUR_BASES, COLOURS, COUNTRIES, DI, JOBS, MC_YAML, NAMES_EN, NUM_EN, NUM_IT, WEATHER,
-    golds, place,
+    ANIMALS, COLOUR_BASES, COLOURS, COUNTRIES, JOBS, MC_YAML, NAMES_EN, NUM_EN, NUM_IT, WEATHER,
+    bare, colour, golds, place,
 )
+from make_embedded_data import prep as _prep  # noqa: E402
 
 SEED = 20261207
 LANGS = ("it", "en")
@@ -213,18 +214,7 @@ def cap(s):
 
 def prep(noun):
     """'di' + article: prep('la Francia') -> 'della Francia'."""
-    art = next((a for a in DI if noun.startswith(a)), None)
-    return DI[art] + noun[len(art):] if art else f"di {noun}"
-
-
-def bare(noun):
-    """'la Francia' -> 'Francia'."""
-    art = next((a for a in DI if noun.startswith(a)), "")
-    return noun[len(art):]
-
-
-def colour(base, gender):
-    return base[:-1] + "a" if gender == "f" and base.endswith("o") else base
+    return _prep("di", noun)
 
 
 def join(items, lang):

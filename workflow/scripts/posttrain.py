@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from zflow import chat, launch
 from zflow.io import die, versions, write_json, write_text
-from zflow.runs import complete_states, prepare_run_dir
+from zflow.runs import append_metrics, complete_states, prepare_run_dir, trim_metrics
 
 IM_END = "<|im_end|>"
 METRIC_FIELDS = ["step", "epoch", "loss", "eval_loss", "lr", "grad_norm", "rewards_accuracy",
@@ -234,8 +234,8 @@ def main(argv=None):
         torch.distributed.barrier()
         resume = (complete_states(run / "state") or [(0, None)])[-1][1]
     metrics_path = run / "state" / "metrics.csv"
-    if is_main and not resume and metrics_path.exists():
-        metrics_path.unlink()
+    if is_main:  # drop what was logged after the state resumed from (all of it on a fresh start)
+        trim_metrics(metrics_path, int(resume.name.split("-")[-1]) if resume else 0, METRIC_FIELDS)
     print(f"resuming from {resume}" if resume else "starting from the base model", flush=True)
 
     tokenizer = AutoTokenizer.from_pretrained(spec["base"])
@@ -279,12 +279,7 @@ def main(argv=None):
                    "rewards_accuracy": logs.get("rewards/accuracies"),
                    "rewards_margin": logs.get("rewards/margins"),
                    "elapsed_s": round(time.time() - t0, 3)}
-            new = not metrics_path.exists()
-            with metrics_path.open("a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-                if new:
-                    w.writeheader()
-                w.writerow(row)
+            append_metrics(metrics_path, row, METRIC_FIELDS)
 
         def on_save(self, a, state, control, **kw):
             if state.is_world_process_zero:
@@ -302,14 +297,6 @@ def main(argv=None):
         trainer = DPOTrainer(model=model, ref_model=None, args=DPOConfig(**kwargs),
                              train_dataset=train_ds, eval_dataset=val_ds,
                              processing_class=tokenizer, callbacks=[Log()])
-    if resume:  # drop metrics logged after the state we resume from
-        step = int(resume.name.split("-")[-1])
-        with metrics_path.open() as f:
-            kept = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-        with metrics_path.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-            w.writeheader()
-            w.writerows(kept)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     final = run / "model"

@@ -29,7 +29,7 @@ from zflow import launch, nanotron  # noqa: E402
 from zflow.io import atomic_dir, die, versions, write_json, write_text  # noqa: E402
 from zflow.pretrain_id import run_fingerprint as fingerprint  # noqa: E402
 from zflow.pretrain_id import schedule  # noqa: E402
-from zflow.runs import complete_states, prepare_run_dir  # noqa: E402
+from zflow.runs import append_metrics, complete_states, prepare_run_dir, trim_metrics  # noqa: E402
 
 METRIC_FIELDS = ["step", "consumed_tokens", "loss", "lr", "grad_norm", "tokens_per_sec",
                  "elapsed_s"]
@@ -49,17 +49,6 @@ def parse_args(argv=None):
                    help="nodes of the job: one torchrun per node through srun")
     p.add_argument("--nproc-per-node", type=int, default=1)
     return p.parse_args(argv)
-
-
-def trim_metrics(path: Path, upto: int) -> None:
-    if not path.exists():
-        return
-    with path.open() as f:
-        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= upto]
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
 
 
 def export_checkpoint(state_ckpt: Path, dest: Path, step: int, meta: dict) -> None:
@@ -119,7 +108,7 @@ def main(argv=None):
     metrics_path = run / "state" / "metrics.csv"
     start_step = int(resume.name.split("-")[-1]) if resume else 0
     if is_main:
-        trim_metrics(metrics_path, start_step)
+        trim_metrics(metrics_path, start_step, METRIC_FIELDS)
         print(f"resuming from {resume} (step {start_step})" if resume else "starting from scratch")
 
     torch.manual_seed(pre.get("seed", 8))
@@ -194,12 +183,7 @@ def main(argv=None):
                 "elapsed_s": round(now - self.t0, 3),
             }
             self.t_last, self.step_last = now, state.global_step
-            new = not metrics_path.exists()
-            with metrics_path.open("a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-                if new:
-                    w.writeheader()
-                w.writerow(row)
+            append_metrics(metrics_path, row, METRIC_FIELDS)
 
         def on_save(self, a, state, control, **kw):
             if not state.is_world_process_zero:

@@ -7,6 +7,7 @@ moved aside to ``<run>/superseded/<time>/`` (never deleted) and a new one starts
 
 from __future__ import annotations
 
+import csv
 import shutil
 import time
 from pathlib import Path
@@ -44,3 +45,25 @@ def prepare_run_dir(run: Path, fp: str, is_main: bool,
                 print(f"removing incomplete state {d}")
                 shutil.rmtree(d, ignore_errors=True)
     return states[-1][1] if states else None
+
+
+def append_metrics(path: Path, row: dict, fields: list[str]) -> None:
+    """Append one row to a run's metrics CSV (the header when the file is new)."""
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def trim_metrics(path: Path, upto: int, fields: list[str]) -> None:
+    """Keep the rows logged up to step ``upto``: those after the state a run resumes from go."""
+    if not path.exists():
+        return
+    with path.open() as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= upto]
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
