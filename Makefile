@@ -10,14 +10,16 @@ export TOKENIZERS_PARALLELISM := false
 TARGET ?= all
 CONFIG ?= config/config.yaml
 
-.PHONY: demo test venv lint fmt dag status bench
+.PHONY: demo test venv lint fmt dag status bench run
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, from the CPU build on local disk; the rest with torch pinned
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements.txt
+	# the workflow's own package (zflow), editable
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 venv: $(VENV)/.installed
@@ -35,6 +37,14 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q -rs tests
+
+# Any target with any profile: `make run TARGET=all_ita PROFILE=slurm`. PROFILE: local, gpu or
+# slurm (the links at the repository root to profiles/) or a profile directory. --configfile
+# only when CONFIG is given (make run CONFIG=...): else the profile's config (slurm:
+# config/zagreus.yaml) or the embedded default. ARGS: more snakemake options (ARGS=--dry-run).
+PROFILE ?= local
+run: venv
+	snakemake --profile $(PROFILE) $(TARGET)$(if $(filter-out file,$(origin CONFIG)), --configfile $(CONFIG)) $(ARGS)
 
 lint: venv
 	snakemake --lint

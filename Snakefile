@@ -1,6 +1,7 @@
 # Small multilingual LMs end to end: parquet shards -> datatrove -> pretraining -> HF
 # checkpoints -> TRL post-training (SFT, DPO) -> lm-eval JSON -> tables and figures.
-# Config: config/config.yaml (embedded default), validated by config/schemas/.
+# Config: config/config.yaml (embedded default), validated by config/schemas/; resolved by
+# the plan (workflow/scripts/zflow/plan.py). docs/architecture.md: where each concept lives.
 
 
 include: "rules/common.smk"
@@ -9,8 +10,8 @@ include: "rules/common.smk"
 rule all:
     default_target: True
     input:
-        [f"results/reports/{lang}/progression.md" for lang in LANGS],
-        [compare_files(lang) for lang in LANGS],
+        [PLAN.report_files(lang).values() for lang in LANGS],
+        [PLAN.compare_files(lang) for lang in LANGS],
 
 
 for _lang in LANGS:
@@ -19,8 +20,8 @@ for _lang in LANGS:
         name:
             f"all_{_lang}"
         input:
-            report_files(_lang),
-            compare_files(_lang),
+            PLAN.report_files(_lang).values(),
+            PLAN.compare_files(_lang),
 
     # Evaluate while training: every complete checkpoint on disk, without waiting for (or
     # re-running) the pretraining job; run it again later for the new checkpoints.
@@ -28,7 +29,7 @@ for _lang in LANGS:
         name:
             f"evals_{_lang}"
         input:
-            evals_on_disk(_lang),
+            lambda w, lang=_lang: PLAN.evals_on_disk(lang),
 
 
 # `all_<lang>` for a language the config does not define: one clear error, not "no rule".

@@ -60,6 +60,7 @@ def main(argv=None):
     p.add_argument("--no-doc", action="store_true")
     args = p.parse_args(argv)
     from pretrain import main as pretrain
+    from zflow.plan import pretrain_spec
 
     model = dict(TINY_MODEL if args.tiny else SEED_MODEL)
     seq = 128 if args.tiny else args.seq
@@ -68,14 +69,15 @@ def main(argv=None):
         tmp = Path(tmp)
         need = (args.steps + 1) * args.micro_batch * (seq + 1) + 1
         synthetic_folder(tmp / "data", need, model["vocab_size"])
-        spec = {"lang": "bench", "model": model, "tokenizer": args.tokenizer,
-                "data": [{"folder": str(tmp / "data"), "weight": 1.0}],
-                "pretrain": {"sequence_length": seq, "micro_batch_size": args.micro_batch,
-                             "train_steps": args.steps, "checkpoint_interval": 10 ** 9,
-                             "learning_rate": 3e-3, "lr_warmup_steps": 5}}
-        pretrain(["--spec", json.dumps(spec), "--run-dir", str(tmp / "run"),
-                  "--metrics", str(tmp / "m.csv"), "--summary", str(tmp / "s.json"),
-                  "--threads", "2"])
+        spec = pretrain_spec(
+            model, {"sequence_length": seq, "micro_batch_size": args.micro_batch,
+                    "train_steps": args.steps, "checkpoint_interval": 10 ** 9,
+                    "learning_rate": 3e-3, "lr_warmup_steps": 5},
+            [{"source": "synthetic", "folder": str(tmp / "data"), "weight": 1.0}],
+            args.tokenizer, str(tmp / "run"))
+        spec.update(metrics=str(tmp / "m.csv"), summary=str(tmp / "s.json"))
+        (tmp / "spec.json").write_text(json.dumps(spec))
+        pretrain(["--spec", str(tmp / "spec.json"), "--threads", "2"])
         with open(tmp / "m.csv") as f:
             rows = list(csv.DictReader(f))
         summary = json.loads((tmp / "s.json").read_text())

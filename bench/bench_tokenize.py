@@ -46,14 +46,11 @@ def main(argv=None):
     p.add_argument("--no-doc", action="store_true")
     args = p.parse_args(argv)
     from tokenizers import Tokenizer
-    from tokenize_source import main as tokenize_main
-    from tokenize_source import parse_args as tok_args
     from tokenize_source import run
 
     tok_file = Path(args.tokenizer) / "tokenizer.json"
     if not tok_file.exists():
         sys.exit(f"no tokenizer at {tok_file}: run `make demo` first (or pass --tokenizer)")
-    del tokenize_main
     work = Path(tempfile.mkdtemp(prefix="zflow-bench-"))
     try:
         texts = build_corpus(work / "src", args.repeat)
@@ -67,12 +64,12 @@ def main(argv=None):
         per_worker = {}
         for workers in (1, 2):
             out = work / f"out{workers}"
-            a = tok_args(["--input", str(work / "src"), "--tokenizer", args.tokenizer,
-                          "--eos-token", "<|endoftext|>", "--name", "bench", "--output", str(out),
-                          "--stats", str(work / f"s{workers}.json"),
-                          "--logging-dir", str(work / f"logs{workers}"), "--workers", str(workers)])
+            spec = {"source": "bench", "input": str(work / "src"), "glob": "*.parquet",
+                    "text_key": "text", "tokenizer": args.tokenizer, "eos_token": "<|endoftext|>",
+                    "output": str(out), "stats": str(work / f"s{workers}.json"),
+                    "work_dir": str(work / f"work{workers}")}
             t0 = time.perf_counter()
-            stats = run(a)
+            stats = run(spec, workers)
             dt = time.perf_counter() - t0
             tps = stats["tokens"] / dt
             per_worker[workers] = tps / workers

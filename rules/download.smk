@@ -2,39 +2,29 @@ rule download:
     input:
         script=script("download_source.py"),
     output:
-        "results/downloads/{source}.json",
+        P.DOWNLOAD,
     log:
-        "results/logs/download/{source}.log",
+        log("download", "source"),
     conda:
         "../envs/workflow.yaml"
     threads: 4
     params:
-        repo=lambda w: hub_entry(w.source)["hub"]["repo_id"],
-        allow=lambda w: " ".join(
-            f"--allow {p!r}" for p in hub_entry(w.source)["hub"]["allow_patterns"]
-        ),
-        revision=lambda w: (
-            f"--revision {config['sources'][w.source]['hub']['revision']}"
-            if hub_entry(w.source)["hub"].get("revision")
-            else ""
-        ),
-        local_dir=lambda w: hub_entry(w.source)["path"],
+        spec=spec("download"),
     shell:
-        "python {input.script} --repo-id {params.repo} {params.allow} {params.revision} "
-        "--local-dir {params.local_dir} --manifest {output} --workers {threads} > {log} 2>&1"
+        "python {input.script:q} --spec {params.spec:q} --workers {threads} > {log:q} 2>&1"
 
 
 rule prefetch:
     input:
         script=script("prefetch.py"),
     output:
-        "results/prefetch.json",
+        P.PREFETCH,
     log:
-        "results/logs/prefetch.log",
+        log("prefetch"),
     localrule: True
     conda:
         "../envs/workflow.yaml"
     params:
-        args=prefetch_args(),
+        spec=spec("prefetch"),
     shell:
-        "python {input.script} {params.args} --output {output} > {log} 2>&1"
+        "python {input.script:q} --spec {params.spec:q} > {log:q} 2>&1"

@@ -1,20 +1,15 @@
 rule evaluate:
     input:
-        script=script("evaluate.py"),
+        script=script("run_lm_eval.py"),
         model=model_input,
     output:
-        "results/evals/{model}/{task}.json",
+        P.EVAL,
     log:
-        "results/logs/evals/{model}/{task}.log",
+        log("evals", "model", "task"),
     conda:
         "../envs/workflow.yaml"
     threads: 1
     params:
-        model_path=model_path,
-        args=eval_args,
-        versions=EVAL_VERSIONS,
-        model_id=lambda w: model_identity(w.model),
+        spec=spec("evaluate"),
     shell:
-        "python {input.script} --model {wildcards.model} "
-        "--model-path {params.model_path} --task {wildcards.task} {params.args} "
-        "--threads {threads} --output {output} > {log} 2>&1"
+        "python {input.script:q} --spec {params.spec:q} --threads {threads} > {log:q} 2>&1"

@@ -1,101 +1,81 @@
-# A checkpoint rule: evals of a checkpoint already on disk (and made with the configured
-# settings) never wait for this job; the others are scheduled once it has run.
+# Checkpoint rules: evals of a checkpoint already on disk (and made with the configured
+# settings) never wait for these jobs; the others are scheduled once they have run.
 checkpoint pretrain:
     input:
-        unpack(pretrain_inputs),
+        unpack(lambda w: PLAN.pretrain_inputs(w.lang)),
         script=script("pretrain.py"),
     output:
-        metrics="results/pretrain/{lang}/train_metrics.csv",
-        summary="results/pretrain/{lang}/train_summary.json",
+        metrics=P.TRAIN_METRICS,
+        summary=P.TRAIN_SUMMARY,
     log:
-        "results/logs/pretrain/{lang}.log",
+        log("pretrain", "lang"),
     wildcard_constraints:
-        lang=langs_regex("hf"),
+        lang=PLAN.langs_regex("hf"),
     conda:
         "../envs/workflow.yaml"
     threads: 2
     resources:
-        nodes=lambda w: pretrain_nodes(w.lang),
-        tasks=lambda w: pretrain_nodes(w.lang),
+        nodes=lambda w: PLAN.nodes(w.lang),
+        tasks=lambda w: PLAN.nodes(w.lang),
     params:
-        spec=lambda w: json.dumps(pretrain_spec(w.lang), sort_keys=True),
-        run_dir=lambda w: f"results/pretrain/{w.lang}",
-        nproc=lambda w: pretrain_nproc(w.lang),
+        spec=spec("pretrain"),
     shell:
-        "python {input.script} --spec {params.spec:q} --run-dir {params.run_dir} "
-        "--metrics {output.metrics} --summary {output.summary} --threads {threads} "
-        "--nodes {resources.nodes} --nproc-per-node {params.nproc} > {log} 2>&1"
+        "python {input.script:q} --spec {params.spec:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule nanotron_config:
     input:
-        unpack(pretrain_inputs),
+        unpack(lambda w: PLAN.pretrain_inputs(w.lang)),
         script=script("nanotron_config.py"),
     output:
-        "results/pretrain/{lang}/nanotron.yaml",
+        P.NANOTRON_YAML,
     log:
-        "results/logs/nanotron_config/{lang}.log",
+        log("nanotron_config", "lang"),
     wildcard_constraints:
-        lang=langs_regex("nanotron"),
+        lang=PLAN.langs_regex("nanotron"),
     conda:
         "../envs/workflow.yaml"
     params:
-        spec=lambda w: json.dumps(pretrain_spec(w.lang), sort_keys=True),
-        checkpoints=lambda w: f"results/pretrain/{w.lang}/nanotron_checkpoints",
-        vocab=lambda w: config["tokenizers"][lang_conf(w.lang)["tokenizer"]].get(
-            "vocab_size", lang_conf(w.lang)["model"]["vocab_size"]
-        ),
+        spec=spec("nanotron_config"),
     shell:
-        "python {input.script} --spec {params.spec:q} --checkpoints-path "
-        "{params.checkpoints} --tokenizer-vocab {params.vocab} --output {output} > {log} 2>&1"
+        "python {input.script:q} --spec {params.spec:q} > {log:q} 2>&1"
 
 
 checkpoint pretrain_nanotron:
     input:
-        config="results/pretrain/{lang}/nanotron.yaml",
+        config=P.NANOTRON_YAML,
         script=script("nanotron_train.py"),
     output:
-        metrics="results/pretrain/{lang}/train_metrics.csv",
-        summary="results/pretrain/{lang}/train_summary.json",
+        metrics=P.TRAIN_METRICS,
+        summary=P.TRAIN_SUMMARY,
     log:
-        "results/logs/pretrain/{lang}.log",
+        log("pretrain", "lang"),
     wildcard_constraints:
-        lang=langs_regex("nanotron"),
+        lang=PLAN.langs_regex("nanotron"),
     conda:
         "../envs/nanotron.yaml"
     resources:
-        nodes=lambda w: pretrain_nodes(w.lang),
-        tasks=lambda w: pretrain_nodes(w.lang),
+        nodes=lambda w: PLAN.nodes(w.lang),
+        tasks=lambda w: PLAN.nodes(w.lang),
     params:
-        checkout=lambda w: nano(w.lang)["checkout"],
-        gpus=lambda w: nano(w.lang)["gpus_per_node"],
-        peak=lambda w: nano(w.lang).get("peak_tflops", 312.0),
-        nanotron_log=lambda w: f"results/logs/pretrain/{w.lang}.nanotron.log",
-        identity=lambda w: pretrain_identity(w.lang),
+        spec=spec("pretrain_nanotron"),
     shell:
-        "python {input.script} --config {input.config} --checkout {params.checkout} "
-        "--nodes {resources.nodes} --gpus-per-node {params.gpus} --peak-tflops {params.peak} "
-        "--log {params.nanotron_log} --metrics {output.metrics} "
-        "--summary {output.summary} --identity {params.identity} > {log} 2>&1"
+        "python {input.script:q} --spec {params.spec:q} > {log:q} 2>&1"
 
 
 rule convert_checkpoint:
     input:
-        step=lambda w: nanotron_step_marker(w.lang, int(w.step)),
+        step=lambda w: wait_for(PLAN.nanotron_step_dependency(w.lang, int(w.step))),
         script=script("convert_nanotron.py"),
     output:
-        directory("results/models/{lang}-step{step}"),
+        directory(P.CONVERTED),
     log:
-        "results/logs/convert/{lang}-step{step}.log",
+        log("convert", "lang", "step"),
     wildcard_constraints:
-        lang=langs_regex("nanotron"),
+        lang=PLAN.langs_regex("nanotron"),
     conda:
         "../envs/workflow.yaml"
     params:
-        checkpoint=lambda w: f"results/pretrain/{w.lang}/nanotron_checkpoints/{w.step}",
-        tokenizer=lambda w: tokenizer_ref(lang_conf(w.lang)["tokenizer"]),
-        vocab=lambda w: lang_conf(w.lang)["model"]["vocab_size"],
-        identity=lambda w: pretrain_identity(w.lang),
+        spec=spec("convert_checkpoint"),
     shell:
-        "python {input.script} --checkpoint {params.checkpoint} --output {output} "
-        "--tokenizer {params.tokenizer} --vocab-size {params.vocab} > {log} 2>&1"
+        "python {input.script:q} --spec {params.spec:q} > {log:q} 2>&1"

@@ -1,20 +1,14 @@
 rule train_tokenizer:
     input:
         script=script("train_tokenizer.py"),
-        shards=tokenizer_train_files,
+        shards=lambda w: PLAN.tokenizer_train_inputs(w.tokenizer),
     output:
-        directory("results/tokenizers/{tokenizer}"),
+        directory(P.TOKENIZER),
     log:
-        "results/logs/train_tokenizer/{tokenizer}.log",
+        log("train_tokenizer", "tokenizer"),
     conda:
         "../envs/workflow.yaml"
     params:
-        sources=tokenizer_train_args,
-        vocab=lambda w: config["tokenizers"][w.tokenizer]["train"]["vocab_size"],
-        min_freq=lambda w: config["tokenizers"][w.tokenizer]["train"].get(
-            "min_frequency", 2
-        ),
+        spec=spec("train_tokenizer"),
     shell:
-        "python {input.script} {params.sources} "
-        "--vocab-size {params.vocab} --min-frequency {params.min_freq} "
-        "--output {output} > {log} 2>&1"
+        "python {input.script:q} --spec {params.spec:q} > {log:q} 2>&1"

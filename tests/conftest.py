@@ -14,7 +14,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-COPY = ["Snakefile", "rules", "config", "workflow", "data", "resources", "profiles", "envs"]
+# slurm, local, gpu: the links at the root to profiles/ (`--profile slurm` from the checkout)
+COPY = ["Snakefile", "rules", "config", "workflow", "data", "resources", "profiles", "envs",
+        "slurm", "local", "gpu"]
 
 
 # With Slurm's binaries installed but no controller running, the Slurm executor plugin's
@@ -54,15 +56,29 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args, check=True, timeout=1800):
+def snakemake(workdir: Path, *args, check=True, timeout=1800, extra_env=None):
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir),
            "--snakefile", str(workdir / "Snakefile"), *args]
-    p = subprocess.run(cmd, cwd=workdir, env=env(), capture_output=True, text=True,
-                       timeout=timeout)
+    p = subprocess.run(cmd, cwd=workdir, env={**env(), **(extra_env or {})}, capture_output=True,
+                       text=True, timeout=timeout)
     if check and p.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({p.returncode}):\n"
                              f"{p.stdout[-4000:]}\n{p.stderr[-8000:]}")
     return p
+
+
+def kill_once(cmd, marker: Path, timeout: float = 300) -> None:
+    """Run ``cmd`` and SIGKILL it as soon as ``marker`` exists (a job killed mid-run)."""
+    import signal
+    import time
+
+    p = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not marker.exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert marker.exists(), f"no {marker} before the kill"
 
 
 def load_config(workdir: Path) -> dict:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import REPO
 from zflow import nanotron
-from zflow.config import pretrain_spec
+from zflow.plan import Plan
 
 SEED = yaml.safe_load((REPO / "tests/data/seed_nanotron_ita.yaml").read_text())
 PROD = yaml.safe_load((REPO / "config/zagreus.yaml").read_text())
@@ -28,10 +28,14 @@ def flat(d, prefix=()):
     return out
 
 
+def prod_spec(lang="ita"):
+    return Plan(PROD, check_files=False).spec("nanotron_config", lang=lang)
+
+
 def generated(lang="ita"):
     from nanotron_config import build
 
-    return build(pretrain_spec(PROD, lang), "results/pretrain/ita/nanotron_checkpoints")
+    return build(prod_spec(lang))
 
 
 def test_italian_config_equals_the_seed_field_for_field():
@@ -63,7 +67,7 @@ def write_folder(path, tokens, name="meta-llama/Llama-3.2-1B", size=4):
 
 
 def small_spec(tmp_path, tokens=10_000, name="meta-llama/Llama-3.2-1B"):
-    spec = pretrain_spec(PROD, "ita")
+    spec = prod_spec()
     spec["pretrain"] = {**spec["pretrain"], "train_steps": 10, "sequence_length": 16,
                         "micro_batch_size": 1,
                         "nanotron": {**spec["pretrain"]["nanotron"], "nodes": 1, "gpus_per_node": 2,
@@ -75,17 +79,19 @@ def small_spec(tmp_path, tokens=10_000, name="meta-llama/Llama-3.2-1B"):
     return spec
 
 
-def run_main(spec, tmp_path, *extra):
+def run_main(spec, tmp_path, vocab=None):
     from nanotron_config import main
 
     out = tmp_path / "nanotron.yaml"
-    main(["--spec", json.dumps(spec), "--checkpoints-path", str(tmp_path / "ck"),
-          "--output", str(out), *extra])
+    spec = {**spec, "checkpoints_path": str(tmp_path / "ck"), "output": str(out),
+            "tokenizer_vocab": vocab}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    main(["--spec", str(tmp_path / "spec.json")])
     return out
 
 
 def test_preflight_passes_with_enough_data(tmp_path):
-    out = run_main(small_spec(tmp_path), tmp_path, "--tokenizer-vocab", "128256")
+    out = run_main(small_spec(tmp_path), tmp_path, vocab=128256)
     cfg = yaml.safe_load(out.read_text())
     assert cfg["parallelism"]["dp"] == 2
 

@@ -12,6 +12,15 @@ from zflow import nanotron
 SEED_LOG = (REPO / "tests" / "data" / "seed_nanotron_log.txt").read_text().splitlines()
 
 
+def convert(tmp_path, step_dir, out, dtype="bfloat16"):
+    from convert_nanotron import main
+
+    spec = tmp_path / "convert.json"
+    spec.write_text(json.dumps({"checkpoint": str(step_dir), "output": str(out), "dtype": dtype,
+                                "tokenizer": None, "vocab_size": None, "identity": "test"}))
+    main(["--spec", str(spec)])
+
+
 def tiny_llama(tied: bool, seed: int = 0):
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -41,9 +50,7 @@ def test_round_trip_logits(tmp_path, tied, tp, interleaved):
                 / "model_weight_pp-rank-0-of-1_tp-rank-1-of-2.safetensors").exists()
     assert (step_dir / "model/model/lm_head/pp_block").exists() == (not tied)
     out = tmp_path / "hf"
-    from convert_nanotron import main as convert
-
-    convert(["--checkpoint", str(step_dir), "--output", str(out), "--dtype", "bfloat16"])
+    convert(tmp_path, step_dir, out)
     back = AutoModelForCausalLM.from_pretrained(out, dtype=torch.bfloat16).eval()
     assert back.config.tie_word_embeddings == tied
     ids = torch.randint(0, 96, (2, 17))
@@ -51,19 +58,17 @@ def test_round_trip_logits(tmp_path, tied, tp, interleaved):
         a, b = model(ids).logits.float(), back(ids).logits.float()
     assert torch.allclose(a, b, atol=1e-2, rtol=1e-2), (a - b).abs().max()
     info = json.loads((out / "zflow_checkpoint.json").read_text())
-    assert info["step"] == 5000 and info["tp"] == tp
+    assert info["step"] == 5000 and info["tp"] == tp and info["identity"] == "test"
 
 
 def test_incomplete_steps_are_refused(tmp_path):
-    from convert_nanotron import main as convert
-
     model = tiny_llama(True)
     root = tmp_path / "checkpoints"
     nanotron.write_checkpoint(model, root, step=10)
     step_dir = nanotron.write_checkpoint(model, root, step=20)
     (root / "latest.txt").write_text("10")  # step 20 still being written
     with pytest.raises(SystemExit):
-        convert(["--checkpoint", str(step_dir), "--output", str(tmp_path / "a")])
+        convert(tmp_path, step_dir, tmp_path / "a")
     assert not (tmp_path / "a").exists()
     (root / "latest.txt").write_text("20")
     shard = (step_dir / "model/model/decoder/1/pp_block/mlp/down_proj"

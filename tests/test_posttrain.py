@@ -206,17 +206,28 @@ def test_bad_chat_data_fails_before_any_job(tmp_path):
 
 
 def _posttrain_cmd(wd, run, epochs, nproc=1, save_steps=4):
+    """The job of one SFT run outside the workflow: its spec from the plan, paths under ``run``."""
     import sys
 
-    spec = {"base": str(wd / "results/pretrain/ita/checkpoints/step-300"), "variant": "instruct",
-            "chat_template": str(REPO / "resources/chat_templates/chatml.jinja"),
-            "datasets": [{"name": "chat_it", "path": str(wd / "data/embedded/posttrain/chat_it.jsonl"),
-                          "format": "messages"}],
-            "train": {"learning_rate": 1e-3, "epochs": epochs, "micro_batch_size": 4,
-                      "sequence_length": 256, "logging_steps": 1, "save_steps": save_steps}}
-    return [sys.executable, str(REPO / "workflow/scripts/posttrain.py"), "--method", "sft",
-            "--spec", json.dumps(spec), "--run-dir", str(run), "--metrics", str(run / "m.csv"),
-            "--summary", str(run / "s.json"), "--threads", "1", "--nproc-per-node", str(nproc)]
+    from zflow.plan import Plan
+
+    cfg = load_config(wd)
+    cfg["chat_data"]["chat_it"]["path"] = str(wd / "data/embedded/posttrain/chat_it.jsonl")
+    cfg["posttrain"] = {"t": {"method": "sft", "variant": "instruct", "base": "ita-step300",
+                              "data": ["chat_it"], "gpus_per_node": nproc,
+                              "chat_template": str(REPO / "resources/chat_templates/chatml.jinja"),
+                              "train": {"learning_rate": 1e-3, "epochs": epochs,
+                                        "micro_batch_size": 4, "sequence_length": 256,
+                                        "logging_steps": 1, "save_steps": save_steps}}}
+    cfg.pop("compare")
+    spec = Plan(cfg, base=wd, check_files=False).spec("posttrain", name="t")
+    spec.update(base=str(wd / spec["base"]), run_dir=str(run), model_dir=str(run / "model"),
+                metrics=str(run / "m.csv"), summary=str(run / "s.json"))
+    f = run.parent / f"{run.name}.spec.json"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps(spec))
+    return [sys.executable, str(REPO / "workflow/scripts/posttrain.py"), "--spec", str(f),
+            "--threads", "1"]
 
 
 def test_sft_with_two_processes(demo_run, tmp_path):
@@ -237,23 +248,13 @@ def test_sft_with_two_processes(demo_run, tmp_path):
 
 
 def test_sft_killed_resumes_from_its_last_checkpoint(demo_run, tmp_path):
-    import signal
     import subprocess
-    import time
 
-    from conftest import env
+    from conftest import env, kill_once
 
     wd, _ = demo_run
     run = tmp_path / "resume"
-    p = subprocess.Popen(_posttrain_cmd(wd, run, 3), env=env(), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    marker = run / "state" / "checkpoint-8" / "COMPLETE"
-    deadline = time.time() + 300
-    while not marker.exists() and time.time() < deadline and p.poll() is None:
-        time.sleep(0.2)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    assert marker.exists(), "no checkpoint before the kill"
+    kill_once(_posttrain_cmd(wd, run, 3), run / "state" / "checkpoint-8" / "COMPLETE")
     assert not (run / "model").exists() and not (run / "s.json").exists()
     out = subprocess.run(_posttrain_cmd(wd, run, 3), env=env(), capture_output=True, text=True,
                          timeout=600)

@@ -1,4 +1,4 @@
-"""The embedded post-training sets and the English / IFEval-style eval tasks (make_posttrain_data.py)."""
+"""The embedded post-training sets and the English / IFEval-style eval tasks (tools/make_posttrain_data.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+sys.path.insert(0, str(REPO / "tools"))  # the generators are tools, not workflow scripts
 
 import make_posttrain_data as mpd  # noqa: E402
 

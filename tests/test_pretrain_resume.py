@@ -4,55 +4,47 @@ from __future__ import annotations
 
 import csv
 import json
-import signal
 import subprocess
 import sys
-import time
 
-from conftest import REPO, env, load_config
+from conftest import REPO, env, kill_once, load_config
+from zflow.plan import pretrain_spec
 
 SCRIPT = REPO / "workflow" / "scripts" / "pretrain.py"
 
 
-def spec_for(wd, train_steps):
-    cfg = load_config(wd)
-    lc = cfg["languages"]["ita"]
+def spec_for(wd, run, train_steps, learning_rate=0.003):
+    lc = load_config(wd)["languages"]["ita"]
     tok = lc["tokenizer"]
-    return {
-        "model": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                  "num_attention_heads": 4, "num_key_value_heads": 2,
-                  "vocab_size": lc["model"]["vocab_size"], "max_position_embeddings": 128},
-        "pretrain": {"sequence_length": 64, "micro_batch_size": 4, "train_steps": train_steps,
-                     "checkpoint_interval": 10, "keep_last_states": 1, "learning_rate": 0.003,
-                     "lr_warmup_steps": 5, "lr_decay_steps": 20},
-        "data": [{"folder": str(wd / f"results/tokenized/{tok}/{s}"), "weight": w}
-                 for s, w in lc["data"].items()],
-        "tokenizer": str(wd / f"results/tokenizers/{tok}"),
-    }
+    spec = pretrain_spec(
+        model={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+               "num_attention_heads": 4, "num_key_value_heads": 2,
+               "vocab_size": lc["model"]["vocab_size"], "max_position_embeddings": 128},
+        pretrain={"sequence_length": 64, "micro_batch_size": 4, "train_steps": train_steps,
+                  "checkpoint_interval": 10, "keep_last_states": 1,
+                  "learning_rate": learning_rate, "lr_warmup_steps": 5, "lr_decay_steps": 20},
+        data=[{"source": s, "folder": str(wd / f"results/tokenized/{tok}/{s}"), "weight": w}
+              for s, w in lc["data"].items()],
+        tokenizer=str(wd / f"results/tokenizers/{tok}"), run_dir=str(run))
+    spec.update(metrics=str(run / "m.csv"), summary=str(run / "s.json"))
+    return spec
 
 
 def cmd(run, spec):
-    return [sys.executable, str(SCRIPT), "--spec", json.dumps(spec), "--run-dir", str(run),
-            "--metrics", str(run / "m.csv"), "--summary", str(run / "s.json"), "--threads", "1"]
+    f = run.parent / f"spec-{spec['pretrain']['train_steps']}-{spec['identity']}.json"
+    f.write_text(json.dumps(spec))
+    return [sys.executable, str(SCRIPT), "--spec", str(f), "--threads", "1"]
 
 
 def test_kill_and_resume(demo_run, tmp_path):
     wd, _ = demo_run
     run = tmp_path / "run"
-    spec = spec_for(wd, 2000)  # far more steps than it gets the time to do
-    p = subprocess.Popen(cmd(run, spec), env=env(), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    marker = run / "state" / "checkpoint-20" / "COMPLETE"
-    deadline = time.time() + 300
-    while not marker.exists() and time.time() < deadline and p.poll() is None:
-        time.sleep(0.2)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    assert marker.exists(), "no checkpoint before the kill"
+    spec = spec_for(wd, run, 2000)  # far more steps than it gets the time to do
+    kill_once(cmd(run, spec), run / "state" / "checkpoint-20" / "COMPLETE")
     # a half-written state newer than the last complete one must never be resumed from
     (run / "state" / "checkpoint-999").mkdir(exist_ok=True)
 
-    spec = spec_for(wd, 40)
+    spec = spec_for(wd, run, 40)
     out = subprocess.run(cmd(run, spec), env=env(), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     log = out.stdout + out.stderr
@@ -71,7 +63,7 @@ def test_kill_and_resume(demo_run, tmp_path):
 
     # extending the run continues it; the existing checkpoints are untouched
     before = (run / "checkpoints" / "step-40" / "model.safetensors").stat().st_mtime_ns
-    spec = spec_for(wd, 50)
+    spec = spec_for(wd, run, 50)
     out = subprocess.run(cmd(run, spec), env=env(), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "resuming from" in out.stdout and "(step 40)" in out.stdout
@@ -79,7 +71,7 @@ def test_kill_and_resume(demo_run, tmp_path):
     assert (run / "checkpoints" / "step-50" / "model.safetensors").exists()
 
     # other hyper-parameters: the old run is moved aside, never deleted, and a new one starts
-    spec["pretrain"]["learning_rate"] = 0.001
+    spec = spec_for(wd, run, 50, learning_rate=0.001)
     out = subprocess.run(cmd(run, spec), env=env(), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "starting from scratch" in out.stdout

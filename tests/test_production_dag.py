@@ -53,7 +53,7 @@ def test_all_ita_lists_the_expected_jobs(prod):
     want |= {(m, t) for m in ["open-zagreus", "qwen3-0.6b", "lfm2-350m"] for t in compare}
     assert {(w["model"], w["task"]) for w in j["evaluate"]} == want
     assert len(j["evaluate"]) == len(want) == (12 + 3) * 7 + 8 + 2 * 2
-    assert j["sft"] == [{"name": "open-zagreus"}] and "dpo" not in j
+    assert j["posttrain"] == [{"name": "open-zagreus"}]
     assert [w["lang"] for w in j["report"]] == ["ita"] and [w["lang"] for w in j["compare"]] == ["ita"]
     assert "pretrain" not in j and "train_tokenizer" not in j  # nanotron backend, hub tokenizer
     assert not (wd / "results").exists()

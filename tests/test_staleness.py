@@ -10,8 +10,8 @@ import pytest
 from conftest import load_config, snakemake, write_config
 
 
-def scheduled(wd) -> set[tuple]:
-    p = snakemake(wd, "all", "--dry-run", timeout=300)
+def scheduled(wd, extra_env=None) -> set[tuple]:
+    p = snakemake(wd, "all", "--dry-run", timeout=300, extra_env=extra_env)
     out = p.stdout
     if "Nothing to be done" in out:
         return set()
@@ -88,7 +88,7 @@ def test_pretraining_hyperparameter_reruns_pretraining_and_downstream(wf):
     assert scheduled(wd) == (
         {("pretrain", "lang=ita")}
         | evals(lc["eval"]["checkpoints"], lc["eval"]["tasks"])
-        | {("sft", f"name={n}") for n in POST[:3]} | {("dpo", "name=nesso-instruct-dpo")}
+        | {("posttrain", f"name={n}") for n in POST}
         | model_evals(POST, compare_tasks(cfg)) | model_evals(["ita-step300"], loglik)
         | TAIL | COMPARE)
 
@@ -107,7 +107,7 @@ def test_sft_setting_reruns_only_that_model(wf):
     cfg["posttrain"]["open-zagreus"]["train"] = {**cfg["posttrain"]["open-zagreus"]["train"],
                                                  "learning_rate": 5.0e-4}
     write_config(wd, cfg)
-    assert scheduled(wd) == ({("sft", "name=open-zagreus")}
+    assert scheduled(wd) == ({("posttrain", "name=open-zagreus")}
                              | model_evals(["open-zagreus"], compare_tasks(cfg)) | COMPARE)
 
 
@@ -115,31 +115,29 @@ def test_dpo_setting_reruns_only_dpo(wf):
     wd, cfg = wf
     cfg["posttrain"]["nesso-instruct-dpo"]["train"]["beta"] = 0.2
     write_config(wd, cfg)
-    assert scheduled(wd) == ({("dpo", "name=nesso-instruct-dpo")}
+    assert scheduled(wd) == ({("posttrain", "name=nesso-instruct-dpo")}
                              | model_evals(["nesso-instruct-dpo"], compare_tasks(cfg)) | COMPARE)
 
 
-def test_new_lm_eval_version_reruns_every_eval_and_nothing_upstream(wf):
-    """Outputs recorded with another harness version (as after an upgrade) are all stale."""
+def test_new_lm_eval_version_reruns_every_eval_and_nothing_upstream(wf, tmp_path):
+    """An upgraded harness (here: lm_eval's installed metadata says 0.4.12) makes every eval
+    stale, and nothing upstream: the eval specs are keyed on the versions that change scores."""
+    import importlib.metadata
+
     wd, cfg = wf
-    meta = wd / ".snakemake" / "metadata"
-    saved = {}
-    for f in meta.iterdir():
-        text = f.read_text()
-        if '"rule": "evaluate"' in text:
-            saved[f] = text
-            f.write_text(re.sub(r"lm_eval=[^,']+", "lm_eval=0.4.12", text))
-    try:
-        lc = cfg["languages"]["ita"]
-        every = (evals(lc["eval"]["checkpoints"], lc["eval"]["tasks"])
-                 | model_evals(POST, compare_tasks(cfg))
-                 | model_evals(["ita-step300"], compare_tasks(cfg))
-                 - {("evaluate", f"model=ita-step300, task={t}") for t in ("ifeval_en", "ifeval_it")})
-        assert len(saved) == len(every)
-        assert scheduled(wd) == every | TAIL | COMPARE
-    finally:
-        for f, text in saved.items():
-            f.write_text(text)
+    real = importlib.metadata.version("lm_eval")
+    fake = tmp_path / "site"
+    (fake / "lm_eval-0.4.12.dist-info").mkdir(parents=True)
+    (fake / "lm_eval-0.4.12.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: lm_eval\nVersion: 0.4.12\n")
+    upgraded = {"PYTHONPATH": str(fake)}
+    lc = cfg["languages"]["ita"]
+    every = (evals(lc["eval"]["checkpoints"], lc["eval"]["tasks"])
+             | model_evals(POST, compare_tasks(cfg))
+             | model_evals(["ita-step300"], compare_tasks(cfg))
+             - {("evaluate", f"model=ita-step300, task={t}") for t in ("ifeval_en", "ifeval_it")})
+    assert real != "0.4.12" and len(every) == 44
+    assert scheduled(wd, upgraded) == every | TAIL | COMPARE
     assert scheduled(wd) == set()
 
 

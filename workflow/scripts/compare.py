@@ -9,49 +9,30 @@ row (the mean). Values come from results/evals/<model>/<task>.json; a missing ev
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import json
-import math
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from zflow.io import die, read_json, versions, write_text  # noqa: E402
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--spec", required=True,
-                   help="JSON: {groups: {G: [[task, label, metric]]}, models: [...], "
-                        "deltas: [[sft, base]], delta_tasks: [...]}")
-    p.add_argument("--evals-dir", default="results/evals")
-    p.add_argument("--table-md", required=True)
-    p.add_argument("--table-csv", required=True)
-    p.add_argument("--figure", required=True)
-    p.add_argument("--delta-md", required=True)
-    p.add_argument("--delta-csv", required=True)
-    return p.parse_args(argv)
+from zflow import evals, paths
+from zflow.io import die, spec_cli, versions, write_text
 
 
-def value(evals_dir: Path, model: str, task: str, metric: str) -> float:
-    path = evals_dir / model / f"{task}.json"
-    if not path.exists():
-        die(f"missing eval {path}")
-    v = read_json(path)["metrics"].get(metric)
-    if not isinstance(v, (int, float)) or not math.isfinite(v):
-        die(f"{path}: metric '{metric}' is missing or not a number")
-    return float(v)
+def value(model: str, column: str, metric: str) -> float:
+    """A column (a task key, or ``<task>/<subtask>``) of one model, from its eval JSON."""
+    task, sub = evals.parse_column(column)
+    path = paths.fmt(paths.EVAL, model=model, task=task)
+    try:
+        return evals.value(evals.read(path), metric, sub)
+    except (OSError, evals.EvalError) as e:
+        die(f"{path}: {e}")
 
 
 def mean(xs):
     return sum(xs) / len(xs) if xs else None
 
 
-def table7(spec: dict, evals_dir: Path) -> tuple[list[str], list[list]]:
+def table7(spec: dict) -> tuple[list[str], list[list]]:
     header = ["Model"]
     for g, cols in spec["groups"].items():
         header += [label for _, label, _ in cols] + [f"Media_{g}"]
@@ -60,7 +41,7 @@ def table7(spec: dict, evals_dir: Path) -> tuple[list[str], list[list]]:
     for m in spec["models"]:
         row, means = [m], []
         for _, cols in spec["groups"].items():
-            vals = [value(evals_dir, m, t, metric) for t, _, metric in cols]
+            vals = [value(m, t, metric) for t, _, metric in cols]
             means.append(mean(vals))
             row += vals + [means[-1]]
         row.append(mean(means))
@@ -68,14 +49,14 @@ def table7(spec: dict, evals_dir: Path) -> tuple[list[str], list[list]]:
     return header, rows
 
 
-def table9(spec: dict, evals_dir: Path) -> list[dict]:
+def table9(spec: dict) -> list[dict]:
     metric_of = {t: metric for cols in spec["groups"].values() for t, _, metric in cols}
     out = []
     for sft, base in spec["deltas"]:
         per = []
         for t in spec["delta_tasks"]:
-            b = value(evals_dir, base, t, metric_of[t])
-            s = value(evals_dir, sft, t, metric_of[t])
+            b = value(base, t, metric_of[t])
+            s = value(sft, t, metric_of[t])
             per.append({"sft_model": sft, "base_model": base, "task": t, "metric": metric_of[t],
                         "base": b, "sft": s, "delta": s - b})
         if per:
@@ -148,26 +129,25 @@ def figure(header, rows, path):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    spec = json.loads(args.spec)
-    evals_dir = Path(args.evals_dir)
-    header, rows = table7(spec, evals_dir)
-    deltas = table9(spec, evals_dir)
+    spec, _ = spec_cli(__doc__, argv, counts=())
+    out = spec["outputs"]
+    header, rows = table7(spec)
+    deltas = table9(spec)
     v = versions(("lm_eval", "transformers", "trl", "torch"))
     footer = ("Metrics: " + ", ".join(f"{label} = {t} ({metric})" for cols in spec["groups"].values()
                                       for t, label, metric in cols)
               + ".  \nVersions: " + ", ".join(f"{k} {v[k]}" for k in ("lm_eval", "transformers",
                                                                       "trl", "torch")) + "\n")
-    write_text(args.table_md, markdown7(header, rows, footer))
-    write_text(args.table_csv, to_csv(header, rows))
-    write_text(args.delta_md, markdown9(deltas, footer))
+    write_text(out["md"], markdown7(header, rows, footer))
+    write_text(out["csv"], to_csv(header, rows))
+    write_text(out["delta_md"], markdown9(deltas, footer))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["sft_model", "base_model", "task", "metric", "base", "sft",
                                         "delta"], lineterminator="\n")
     w.writeheader()
     w.writerows(deltas)
-    write_text(args.delta_csv, buf.getvalue())
-    figure(header, rows, args.figure)
+    write_text(out["delta_csv"], buf.getvalue())
+    figure(header, rows, out["png"])
     print(markdown7(header, rows, footer))
     print(markdown9(deltas, ""))
 

@@ -7,45 +7,29 @@ refused with the reason. The output (safetensors + config + tokenizer) appears o
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from zflow import nanotron  # noqa: E402
-from zflow.io import atomic_dir, die, versions, write_json  # noqa: E402
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--checkpoint", required=True, help="<checkpoints_path>/<step> directory")
-    p.add_argument("--output", required=True, help="HF model directory to create")
-    p.add_argument("--tokenizer", default=None,
-                   help="tokenizer (hub name or directory) saved beside the model")
-    p.add_argument("--vocab-size", type=int, default=None,
-                   help="trim a padded embedding back to this many rows")
-    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32", "float16"])
-    return p.parse_args(argv)
+from zflow import nanotron, paths
+from zflow.io import atomic_dir, die, read_json, spec_cli, versions, write_json
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    spec, _ = spec_cli(__doc__, argv, counts=())
     import torch
     from transformers import LlamaForCausalLM
 
     try:
-        step = nanotron.check_complete(args.checkpoint)
-        sd, mc = nanotron.read_checkpoint(args.checkpoint)
+        step = nanotron.check_complete(spec["checkpoint"])
+        sd, mc = nanotron.read_checkpoint(spec["checkpoint"])
     except nanotron.IncompleteCheckpoint as e:
         die(f"refusing to convert an incomplete checkpoint: {e}")
-    vocab = args.vocab_size or mc["vocab_size"]
+    vocab = spec["vocab_size"] or mc["vocab_size"]
     for key in ("model.embed_tokens.weight", "lm_head.weight"):
         if key in sd:
             sd[key] = sd[key][:vocab]
     config = nanotron.hf_config(mc, vocab)
-    dtype = getattr(torch, args.dtype)
-    config.dtype = args.dtype
+    dtype = getattr(torch, spec["dtype"])
+    config.dtype = spec["dtype"]
     with torch.device("meta"):
         model = LlamaForCausalLM(config)
     missing, unexpected = model.load_state_dict(sd, strict=False, assign=True)
@@ -55,18 +39,19 @@ def main(argv=None):
     if config.tie_word_embeddings:
         model.tie_weights()
     model = model.to(dtype)
-    with atomic_dir(args.output) as tmp:
+    with atomic_dir(spec["output"]) as tmp:
         model.save_pretrained(tmp)
-        if args.tokenizer:
+        if spec["tokenizer"]:
             from transformers import AutoTokenizer
 
-            AutoTokenizer.from_pretrained(args.tokenizer).save_pretrained(tmp)
-        meta = nanotron.json.loads((Path(args.checkpoint) / "checkpoint_metadata.json").read_text())
-        write_json(Path(tmp) / "zflow_checkpoint.json", {
-            "step": step, "source": str(args.checkpoint), "backend": "nanotron",
-            "tp": meta.get("tp", 1), "dtype": args.dtype, "versions": versions(),
+            AutoTokenizer.from_pretrained(spec["tokenizer"]).save_pretrained(tmp)
+        meta = read_json(Path(spec["checkpoint"]) / "checkpoint_metadata.json")
+        write_json(Path(tmp) / paths.MARKER, {
+            "step": step, "identity": spec["identity"], "source": spec["checkpoint"],
+            "backend": "nanotron",
+            "tp": meta.get("tp", 1), "dtype": spec["dtype"], "versions": versions(),
         })
-    print(f"converted step {step} of {args.checkpoint} -> {args.output}")
+    print(f"converted step {step} of {spec['checkpoint']} -> {spec['output']}")
 
 
 if __name__ == "__main__":

@@ -10,23 +10,28 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from zflow.io import die, versions, write_json  # noqa: E402
+from zflow.io import die, read_json, versions, write_json
 
 MODEL_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--spec", help="the job's spec (JSON: models, tasks, output), from zflow.plan")
     p.add_argument("--model", action="append", default=[], help="hub model or tokenizer id")
     p.add_argument("--task", action="append", default=[], help="lm-eval task or group name")
     p.add_argument("--check-only", action="store_true")
-    p.add_argument("--output", required=True)
-    return p.parse_args(argv)
+    p.add_argument("--output")
+    args = p.parse_args(argv)
+    if args.spec:
+        spec = read_json(args.spec)
+        args.model += spec["models"]
+        args.task += spec["tasks"]
+        args.output = args.output or spec["output"]
+    if not args.output:
+        p.error("--output (or --spec) is required")
+    return args
 
 
 def missing_models(models) -> list[str]:

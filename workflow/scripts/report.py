@@ -8,31 +8,14 @@ training loss curve.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import math
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from zflow.io import read_json, versions, write_text  # noqa: E402
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--lang", required=True)
-    p.add_argument("--column", action="append", required=True, metavar="TASK:LABEL:METRIC",
-                   help="a table column, in order (repeatable)")
-    p.add_argument("--eval", action="append", default=[], help="an eval JSON (repeatable)")
-    p.add_argument("--train-metrics", required=True)
-    p.add_argument("--table-md", required=True)
-    p.add_argument("--table-csv", required=True)
-    p.add_argument("--progression-png", required=True)
-    p.add_argument("--loss-png", required=True)
-    return p.parse_args(argv)
+from zflow import evals, metrics
+from zflow.io import spec_cli, versions, write_text
 
 
 def save_png(fig, path):
@@ -45,16 +28,23 @@ def fmt(v):
     return "—" if v is None else f"{v:.4f}"
 
 
-def build_rows(columns, evals):
-    """One row per model: {checkpoint, step, <task>: value or None, media}."""
-    by_model = {}
-    for e in evals:
-        row = by_model.setdefault(e["model"], {"model": e["model"], "step": e.get("step")})
-        row[e["task"]] = e["metrics"].get(e["metric"])
+def build_rows(columns, records):
+    """One row per model: {model, step, <column>: value or None, media}. A column is a task key
+    or ``<task>/<subtask>`` (one subtask of a group task)."""
+    by_model, tasks = {}, {}
+    for r in records:
+        by_model.setdefault(r["model"], {"model": r["model"], "step": r.get("step")})
+        tasks[(r["model"], r["task"])] = r
     rows = []
     for row in by_model.values():
-        vals = [row.get(t) for t, _, _ in columns]
-        present = [v for v in vals if v is not None and math.isfinite(v)]
+        for ref, _, metric in columns:
+            task, sub = evals.parse_column(ref)
+            rec = tasks.get((row["model"], task))
+            try:
+                row[ref] = evals.value(rec, metric, sub) if rec else None
+            except evals.EvalError:
+                row[ref] = None
+        present = [row[c[0]] for c in columns if row[c[0]] is not None and math.isfinite(row[c[0]])]
         row["media"] = sum(present) / len(present) if present else None
         rows.append(row)
     rows.sort(key=lambda r: (r["step"] is None, r["step"] or 0, r["model"]))
@@ -68,14 +58,10 @@ def checkpoint_label(row):
     return f"{step // 1000}k" if step >= 1000 and step % 1000 == 0 else str(step)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    columns = [tuple(c.split(":", 2)) for c in args.column]
-    evals = [read_json(p) for p in args.eval]
-    rows = build_rows(columns, evals)
+def table(lang: str, columns, rows, records) -> tuple[str, str]:
+    """The progression table as Markdown and CSV."""
     headers = ["Checkpoint"] + [f"{label} ({metric})" for _, label, metric in columns] + ["Media"]
-
-    md = [f"## Checkpoint progression — {args.lang}", "",
+    md = [f"## Checkpoint progression — {lang}", "",
           "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -87,13 +73,15 @@ def main(argv=None):
                    + ["" if r.get(t) is None else f"{r[t]:.6f}" for t, _, _ in columns]
                    + ["" if r["media"] is None else f"{r['media']:.6f}"])
     v = versions()
-    shots = {e["task"]: e["num_fewshot"] for e in evals}
-    md += ["", "Tasks: " + ", ".join(f"{t} ({shots.get(t, 0)}-shot)" for t, _, _ in columns)
+    shots = {e["task"]: e["num_fewshot"] for e in records}
+    md += ["", "Tasks: " + ", ".join(f"{t} ({shots.get(evals.parse_column(t)[0], 0)}-shot)"
+                                     for t, _, _ in columns)
            + ". Media = mean of the row's available metrics.",
            f"lm-eval {v['lm_eval']}, transformers {v['transformers']}, torch {v['torch']}.", ""]
-    write_text(args.table_md, "\n".join(md))
-    write_text(args.table_csv, buf.getvalue())
+    return "\n".join(md), buf.getvalue()
 
+
+def progression_figure(lang: str, columns, rows, path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,35 +98,53 @@ def main(argv=None):
         ax.plot(*zip(*pts), marker="s", linestyle="--", color="black", label="Media")
     ax.set_xlabel("training step")
     ax.set_ylabel("score")
-    ax.set_title(f"Checkpoint progression ({args.lang})")
+    ax.set_title(f"Checkpoint progression ({lang})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    Path(args.progression_png).parent.mkdir(parents=True, exist_ok=True)
-    save_png(fig, args.progression_png)
+    save_png(fig, path)
     plt.close(fig)
 
-    with open(args.train_metrics) as f:
-        trows = list(csv.DictReader(f))
+
+def loss_figure(lang: str, train_metrics, path) -> None:
+    """Training loss and throughput (zflow.metrics.PRETRAIN: the same for both backends)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = metrics.read(train_metrics)
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    key = "loss" if trows and "loss" in trows[0] else "lm_loss"  # hf backend / nanotron log
-    pts = [(int(float(r["step"])), float(r[key])) for r in trows if r.get(key) not in (None, "")]
+    pts = metrics.series(rows, "loss")
     if pts:
         ax.plot(*zip(*pts), lw=1)
     ax.set_ylabel("training loss")
-    ax.set_title(f"Pretraining ({args.lang})")
+    ax.set_title(f"Pretraining ({lang})")
     ax.grid(alpha=0.3)
-    tps = [(int(float(r["step"])), float(r["tokens_per_sec"])) for r in trows
-           if r.get("tokens_per_sec") not in (None, "")]
+    tps = metrics.series(rows, "tokens_per_sec")
     if tps:
         ax2.plot(*zip(*tps), lw=1, color="tab:green")
     ax2.set_xlabel("training step")
     ax2.set_ylabel("tokens/s")
     ax2.grid(alpha=0.3)
     fig.tight_layout()
-    save_png(fig, args.loss_png)
+    save_png(fig, path)
     plt.close(fig)
-    print(f"table: {args.table_md} ({len(rows)} rows)")
+
+
+def main(argv=None):
+    spec, _ = spec_cli(__doc__, argv, counts=())
+    columns = [tuple(c) for c in spec["columns"]]
+    records = [evals.read(p) for p in spec["evals"]]
+    rows = build_rows(columns, records)
+    out = spec["outputs"]
+    md, csv_text = table(spec["lang"], columns, rows, records)
+    write_text(out["md"], md)
+    write_text(out["csv"], csv_text)
+    Path(out["png"]).parent.mkdir(parents=True, exist_ok=True)
+    progression_figure(spec["lang"], columns, rows, out["png"])
+    loss_figure(spec["lang"], spec["train_metrics"], out["loss"])
+    print(f"table: {out['md']} ({len(rows)} rows)")
 
 
 if __name__ == "__main__":

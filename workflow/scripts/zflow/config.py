@@ -1,8 +1,8 @@
 """Cross-field checks of the workflow config, run once at load time (before any job starts).
 
-The JSON schema (config/schemas/config.schema.yaml) rejects unknown keys and wrong types;
-these checks cover what a schema cannot see: references between sections and the files on disk.
-Every message names the config key (and the file) at fault.
+The JSON schema (config/schemas/config.schema.yaml, zflow.schema) rejects unknown keys and wrong
+types and fills in the defaults; these checks cover what a schema cannot see: references between
+sections and the files on disk. Every message names the config key (and the file) at fault.
 """
 
 from __future__ import annotations
@@ -10,16 +10,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
 
+from zflow.data import parquet_files
+from zflow.evals import find_task_files
+from zflow.schema import ConfigError
 
-class ConfigError(ValueError):
-    pass
-
-
-def source_files(src: dict, base: Path = Path(".")) -> list[Path]:
-    root = base / src["path"]
-    return sorted(p for p in root.glob(src.get("glob", "*.parquet")) if p.is_file())
+__all__ = ["ConfigError", "check"]
 
 
 def _check_source(name: str, src: dict, base: Path) -> list[str]:
@@ -29,11 +25,11 @@ def _check_source(name: str, src: dict, base: Path) -> list[str]:
     root = base / src["path"]
     if not root.is_dir():
         return [f"{key}: directory '{src['path']}' does not exist"]
-    files = source_files(src, base)
+    files = parquet_files(root, src["glob"])
     if not files:
-        return [f"{key}: directory '{src['path']}' holds no files matching '{src.get('glob', '*.parquet')}'"]
+        return [f"{key}: directory '{src['path']}' holds no files matching '{src['glob']}'"]
     errors, rows = [], 0
-    text_key = src.get("text_key", "text")
+    text_key = src["text_key"]
     for f in files:
         try:
             meta = pq.read_metadata(f)
@@ -50,25 +46,6 @@ def _check_source(name: str, src: dict, base: Path) -> list[str]:
     if not errors and rows == 0:
         errors.append(f"{key}: the parquet files in '{src['path']}' hold no rows")
     return errors
-
-
-class _TaskLoader(yaml.SafeLoader):
-    """Reads lm-eval task YAMLs, whose ``!function`` tags are kept as plain strings."""
-
-
-_TaskLoader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_scalar(node))
-
-
-def _task_files(include_path: Path, task: str) -> list[Path]:
-    found = []
-    for y in sorted(include_path.rglob("*.yaml")):
-        try:
-            doc = yaml.load(y.read_text(), Loader=_TaskLoader)  # noqa: S506 - SafeLoader subclass
-        except yaml.YAMLError:
-            continue
-        if isinstance(doc, dict) and doc.get("task") == task:
-            found.append(y)
-    return found
 
 
 def check(config: dict, base: Path = Path("."), check_files: bool = True) -> None:
@@ -88,10 +65,9 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
         path = base / inc
         if not path.is_dir():
             errors.append(f"tasks.{tname}.include_path: directory '{inc}' does not exist")
-        elif check_files and not _task_files(path, task["lm_eval_task"]):
-            errors.append(
-                f"tasks.{tname}.lm_eval_task: no task '{task['lm_eval_task']}' in any YAML under '{inc}'"
-            )
+        elif check_files and not find_task_files(path, task["lm_eval_task"]):
+            errors.append(f"tasks.{tname}.lm_eval_task: no task or group "
+                          f"'{task['lm_eval_task']}' in any YAML under '{inc}'")
 
     for lang, lc in config["languages"].items():
         pre = f"languages.{lang}"
@@ -104,10 +80,10 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
                 errors.append(f"{pre}.data: unknown source '{s}' (known: {', '.join(sources)})")
             if not w > 0:
                 errors.append(f"{pre}.data.{s}: mixture weight must be > 0, got {w}")
-        for b in lc["eval"].get("baselines", []):
-            if b not in config.get("baselines", {}):
+        for b in lc["eval"]["baselines"]:
+            if b not in config["baselines"]:
                 errors.append(f"{pre}.eval.baselines: unknown baseline '{b}' "
-                              f"(known: {', '.join(config.get('baselines', {})) or 'none'})")
+                              f"(known: {', '.join(config['baselines']) or 'none'})")
         for t in lc["eval"]["tasks"]:
             if t not in tasks:
                 errors.append(f"{pre}.eval.tasks: unknown task '{t}' (known: {', '.join(tasks)})")
@@ -116,13 +92,13 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
         if tok.get("vocab_size") and tok["vocab_size"] != m["vocab_size"]:
             errors.append(f"{pre}.model.vocab_size: {m['vocab_size']} but tokenizer "
                           f"'{lc['tokenizer']}' has {tok['vocab_size']} tokens")
-        if p.get("backend") == "nanotron":
+        if p["backend"] == "nanotron":
             n = p.get("nanotron")
             if not n:
                 errors.append(f"{pre}.pretrain.nanotron: required by backend 'nanotron'")
-            elif n["dp"] * n.get("tp", 1) * n.get("pp", 1) != n["nodes"] * n["gpus_per_node"]:
+            elif n["dp"] * n["tp"] * n["pp"] != n["nodes"] * n["gpus_per_node"]:
                 errors.append(f"{pre}.pretrain.nanotron: dp*tp*pp = "
-                              f"{n['dp'] * n.get('tp', 1) * n.get('pp', 1)} but nodes x "
+                              f"{n['dp'] * n['tp'] * n['pp']} but nodes x "
                               f"gpus_per_node = {n['nodes'] * n['gpus_per_node']}")
         if m["hidden_size"] % m["num_attention_heads"]:
             errors.append(f"{pre}.model.hidden_size: {m['hidden_size']} is not divisible by num_attention_heads")
@@ -130,7 +106,7 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
             errors.append(
                 f"{pre}.model.num_key_value_heads: num_attention_heads must be a multiple of it"
             )
-        if p["sequence_length"] > m.get("max_position_embeddings", 4096):
+        if p["sequence_length"] > m["max_position_embeddings"]:
             errors.append(f"{pre}.pretrain.sequence_length: exceeds model.max_position_embeddings")
         for step in lc["eval"]["checkpoints"]:
             if step > p["train_steps"]:
@@ -179,8 +155,7 @@ def _check_posttrain(config: dict, base: Path, check_files: bool) -> list[str]:
     from zflow import chat
 
     errors = []
-    data, post = config.get("chat_data", {}), config.get("posttrain", {})
-    baselines = config.get("baselines", {})
+    data, post, baselines = config["chat_data"], config["posttrain"], config["baselines"]
     for name, pc in post.items():
         key = f"posttrain.{name}"
         if name in baselines or CHECKPOINT_MODEL.fullmatch(name):
@@ -199,12 +174,12 @@ def _check_posttrain(config: dict, base: Path, check_files: bool) -> list[str]:
             if d not in data:
                 errors.append(f"{key}.data: unknown dataset '{d}' (known: {', '.join(data) or 'none'})")
                 continue
-            fmt = data[d].get("format", "auto")
+            fmt = data[d]["format"]
             if pc["method"] == "dpo" and fmt not in ("auto", "preference"):
                 errors.append(f"{key}.data: DPO needs preference data; '{d}' has format '{fmt}'")
             if pc["method"] == "sft" and fmt == "preference":
                 errors.append(f"{key}.data: SFT needs chat data; '{d}' has format 'preference'")
-        tpl = pc.get("chat_template", "resources/chat_templates/chatml.jinja")
+        tpl = pc["chat_template"]
         if check_files and not (base / tpl).is_file():
             errors.append(f"{key}.chat_template: file '{tpl}' does not exist")
     used_by = {}
@@ -221,43 +196,20 @@ def _check_posttrain(config: dict, base: Path, check_files: bool) -> list[str]:
                 raise chat.DataError(f"'{data[d]['path']}' holds no .jsonl/.json/.parquet file")
             if sum(f.stat().st_size for f in files) <= CHECK_BYTES:
                 for m in sorted(methods):
-                    chat.load(path, data[d].get("format", "auto"), m)
+                    chat.load(path, data[d]["format"], m)
         except chat.DataError as e:
             errors.append(f"chat_data.{d}: {e}")
     cmp = config.get("compare")
     if cmp:
         for g, tasks in cmp["groups"].items():
-            for t in tasks:
+            for ref in tasks:
+                t = ref.split("/", 1)[0]  # a task key, or <task>/<subtask> of a group task
                 if t not in config["tasks"]:
                     errors.append(f"compare.groups.{g}: unknown task '{t}'")
-        for t in cmp.get("labels", {}):
+        for t in cmp["labels"]:
             if t not in config["tasks"]:
                 errors.append(f"compare.labels: unknown task '{t}'")
-        for b in cmp.get("baselines", []):
+        for b in cmp["baselines"]:
             if b not in baselines:
                 errors.append(f"compare.baselines: unknown baseline '{b}'")
     return errors
-
-
-def tokenizer_ref(config: dict, tokenizer: str) -> str:
-    """What jobs load: a trained tokenizer's directory, or the hub name."""
-    tok = config["tokenizers"][tokenizer]
-    return tok["hub"] if "hub" in tok else f"results/tokenizers/{tokenizer}"
-
-
-def tokenized_dirs(config: dict, lang: str) -> list[str]:
-    lc = config["languages"][lang]
-    return [f"results/tokenized/{lc['tokenizer']}/{s}" for s in lc["data"]]
-
-
-def pretrain_spec(config: dict, lang: str) -> dict:
-    """Everything a pretraining job needs, for either backend (passed as JSON)."""
-    lc = config["languages"][lang]
-    return {
-        "lang": lang,
-        "model": lc["model"],
-        "pretrain": lc["pretrain"],
-        "data": [{"folder": d, "weight": w}
-                 for d, w in zip(tokenized_dirs(config, lang), lc["data"].values())],
-        "tokenizer": tokenizer_ref(config, lc["tokenizer"]),
-    }

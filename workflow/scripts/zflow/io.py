@@ -75,3 +75,17 @@ def atomic_dir(final):
 def die(message: str, code: int = 2):
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def spec_cli(doc: str, argv=None, counts=("threads",)):
+    """The command line every script shares: ``--spec FILE`` (the job's spec, written by the
+    plan) and the job's thread/worker count. Returns (spec, args)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--spec", required=True, help="the job's spec (JSON), written by zflow.plan")
+    for name in counts:
+        p.add_argument(f"--{name}", type=int, default=1)
+    args = p.parse_args(argv)
+    return read_json(args.spec), args

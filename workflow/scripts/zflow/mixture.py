@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-
-def token_size(folder) -> int:
-    metas = sorted(Path(folder).glob("*.ds.metadata"))
-    if not metas:
-        raise FileNotFoundError(f"no *.ds.metadata in tokenized folder {folder}")
-    return int(metas[0].read_text().splitlines()[0].rsplit("|", 1)[1])
+from zflow.tokenized import folder_metadata
 
 
 def blend_order(weights, total: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +40,7 @@ class MixtureDataset:
         from datatrove.utils.dataset import DatatroveFolderDataset
 
         self.datasets = [
-            DatatroveFolderDataset(str(f), seq_len=seq_len, token_size=token_size(f),
+            DatatroveFolderDataset(str(f), seq_len=seq_len, token_size=folder_metadata(f)[1],
                                    recursive=False)
             for f in folders
         ]

@@ -10,6 +10,8 @@ import json
 import re
 from pathlib import Path
 
+from zflow import metrics, schedule, tokenized
+
 # ---------------------------------------------------------------- checkpoint layout
 
 LAYERS = "model/model/decoder/{i}/pp_block"
@@ -121,6 +123,8 @@ def _half_to_interleaved(w, heads: int, d: int):
 
 
 def hf_config(mc: dict, vocab_size: int | None = None):
+    """transformers' LlamaConfig of a nanotron model_config (the config's model section
+    through ``model_config``, or a checkpoint's model_config.json)."""
     from transformers import LlamaConfig
 
     return LlamaConfig(
@@ -130,15 +134,15 @@ def hf_config(mc: dict, vocab_size: int | None = None):
         num_hidden_layers=mc["num_hidden_layers"],
         num_attention_heads=mc["num_attention_heads"],
         num_key_value_heads=mc["num_key_value_heads"],
-        hidden_act=mc.get("hidden_act", "silu"),
-        max_position_embeddings=mc.get("max_position_embeddings", 4096),
-        rms_norm_eps=mc.get("rms_norm_eps", 1e-5),
-        rope_theta=mc.get("rope_theta", 10000.0),
-        tie_word_embeddings=mc.get("tie_word_embeddings", False),
+        hidden_act=mc["hidden_act"],
+        max_position_embeddings=mc["max_position_embeddings"],
+        rms_norm_eps=mc["rms_norm_eps"],
+        rope_theta=mc["rope_theta"],
+        tie_word_embeddings=mc["tie_word_embeddings"],
         bos_token_id=mc.get("bos_token_id"),
         eos_token_id=mc.get("eos_token_id"),
         pad_token_id=mc.get("pad_token_id"),
-        initializer_range=mc.get("initializer_range", 0.02),
+        initializer_range=mc["initializer_range"],
         attention_bias=False,
         mlp_bias=False,
         head_dim=mc["hidden_size"] // mc["num_attention_heads"],
@@ -260,6 +264,19 @@ def parse_log(lines, peak_tflops: float | None = None) -> list[dict]:
     return [rows[s] for s in sorted(rows)]
 
 
+def metrics_rows(log_rows: list[dict]) -> list[dict]:
+    """Parsed log rows in the pretraining metrics schema (zflow.metrics.PRETRAIN)."""
+    out = []
+    for r in log_rows:
+        row = {k: r.get(k) for k in metrics.PRETRAIN}
+        row["loss"] = r.get("lm_loss")
+        ms = r.get("time_per_iteration_ms")
+        prev = out[-1]["elapsed_s"] if out and out[-1]["elapsed_s"] is not None else 0.0
+        row["elapsed_s"] = round(prev + ms / 1000, 3) if ms is not None else None
+        out.append(row)
+    return out
+
+
 # ---------------------------------------------------------------- YAML config
 
 # Every key nanotron main accepts (dacite strict=True): anything else is refused up front,
@@ -321,14 +338,6 @@ def unknown_keys(cfg: dict) -> list[str]:
 def make_config(*, model: dict, pretrain: dict, nano: dict, tokenizer: str, folders: list[str],
                 weights: list[float], checkpoints_path: str, run: str, project: str) -> dict:
     """The nanotron YAML (as a dict) for one language: one data stage, auto-resume."""
-    lr = pretrain["learning_rate"]
-    warmup = pretrain.get("lr_warmup_steps", 0)
-    decay_start = pretrain.get("lr_decay_starting_step")
-    decay_steps = pretrain.get("lr_decay_steps")
-    if decay_start is None:
-        decay_start = warmup
-    if decay_steps is None:
-        decay_steps = max(pretrain["train_steps"] - decay_start, 1)
     dataset = {"dataset_folder": list(folders)}
     if len(set(weights)) > 1:  # equal weights: nanotron's default, as in the seed
         total = sum(weights)
@@ -337,85 +346,52 @@ def make_config(*, model: dict, pretrain: dict, nano: dict, tokenizer: str, fold
         "checkpoints": {
             "checkpoint_interval": pretrain["checkpoint_interval"],
             "checkpoints_path": checkpoints_path,
-            "checkpoints_path_is_shared_file_system": nano.get("shared_file_system", False),
+            "checkpoints_path_is_shared_file_system": nano["shared_file_system"],
             # the checkpoints root: nanotron follows latest.txt, so a re-run resumes
             "resume_checkpoint_path": checkpoints_path,
             "save_final_state": False,
             "save_initial_state": False,
         },
         "data_stages": [{
-            "data": {"dataset": dataset,
-                     "num_loading_workers": nano.get("num_loading_workers", 0),
-                     "seed": pretrain.get("seed", 8)},
-            "name": nano.get("stage_name", "stable phase"),
+            "data": {"dataset": dataset, "num_loading_workers": nano["num_loading_workers"],
+                     "seed": pretrain["seed"]},
+            "name": nano["stage_name"],
             "start_training_step": 1,
         }],
         "general": {"benchmark_csv_path": None, "consumed_train_samples": None,
-                    "ignore_sanity_checks": nano.get("ignore_sanity_checks", True),
-                    "project": project, "run": run, "seed": pretrain.get("seed", 8),
-                    "step": None},
+                    "ignore_sanity_checks": nano["ignore_sanity_checks"],
+                    "project": project, "run": run, "seed": pretrain["seed"], "step": None},
         "logging": {"iteration_step_info_interval": 1, "log_level": "info",
                     "log_level_replica": "info"},
         "model": {
-            "ddp_bucket_cap_mb": nano.get("ddp_bucket_cap_mb", 100),
-            "dtype": nano.get("dtype", "bfloat16"),
-            "init_method": {"std": model.get("init_std", 0.02)},
-            "make_vocab_size_divisible_by": nano.get("make_vocab_size_divisible_by", 1),
-            "model_config": {
-                "bos_token_id": model.get("bos_token_id"),
-                "eos_token_id": model.get("eos_token_id"),
-                "hidden_act": model.get("hidden_act", "silu"),
-                "hidden_size": model["hidden_size"],
-                "initializer_range": model.get("initializer_range", 0.02),
-                "intermediate_size": model["intermediate_size"],
-                "is_llama_config": True,
-                "max_position_embeddings": model.get("max_position_embeddings", 4096),
-                "num_attention_heads": model["num_attention_heads"],
-                "num_hidden_layers": model["num_hidden_layers"],
-                "num_key_value_heads": model["num_key_value_heads"],
-                "pad_token_id": model.get("pad_token_id"),
-                "pretraining_tp": 1,
-                "rms_norm_eps": model.get("rms_norm_eps", 1e-5),
-                "rope_interleaved": model.get("rope_interleaved", False),
-                "rope_scaling": None,
-                "rope_theta": float(model.get("rope_theta", 10000.0)),
-                "tie_word_embeddings": model.get("tie_word_embeddings", True),
-                "use_cache": True,
-                "vocab_size": model["vocab_size"],
-            },
+            "ddp_bucket_cap_mb": nano["ddp_bucket_cap_mb"],
+            "dtype": nano["dtype"],
+            "init_method": {"std": model["init_std"]},
+            "make_vocab_size_divisible_by": nano["make_vocab_size_divisible_by"],
+            "model_config": model_config(model),
         },
         "optimizer": {
-            "accumulate_grad_in_fp32": nano.get("accumulate_grad_in_fp32", True),
-            "clip_grad": pretrain.get("clip_grad", 1.0),
-            "learning_rate_scheduler": {
-                "learning_rate": lr,
-                "lr_decay_starting_step": decay_start,
-                "lr_decay_steps": decay_steps,
-                "lr_decay_style": pretrain.get("lr_decay_style", "linear"),
-                "lr_warmup_steps": warmup,
-                "lr_warmup_style": pretrain.get("lr_warmup_style", "linear"),
-                "min_decay_lr": pretrain.get("min_decay_lr", 0.0),
-            },
-            "optimizer_factory": {"adam_beta1": pretrain.get("adam_beta1", 0.9),
-                                  "adam_beta2": pretrain.get("adam_beta2", 0.95),
-                                  "adam_eps": pretrain.get("adam_eps", 1e-8), "name": "adamW",
-                                  "torch_adam_is_fused": nano.get("torch_adam_is_fused", True)},
-            "weight_decay": pretrain.get("weight_decay", 0.01),
-            "zero_stage": nano.get("zero_stage", 0),
+            "accumulate_grad_in_fp32": nano["accumulate_grad_in_fp32"],
+            "clip_grad": pretrain["clip_grad"],
+            "learning_rate_scheduler": schedule.resolve(pretrain),
+            "optimizer_factory": {"adam_beta1": pretrain["adam_beta1"],
+                                  "adam_beta2": pretrain["adam_beta2"],
+                                  "adam_eps": pretrain["adam_eps"], "name": "adamW",
+                                  "torch_adam_is_fused": nano["torch_adam_is_fused"]},
+            "weight_decay": pretrain["weight_decay"],
+            "zero_stage": nano["zero_stage"],
         },
         "parallelism": {
-            "dp": nano["dp"], "expert_parallel_size": 1, "pp": nano.get("pp", 1),
-            "pp_engine": nano.get("pp_engine", "1f1b"),
-            "recompute_layer": nano.get("recompute_layer", False), "tp": nano.get("tp", 1),
-            "tp_linear_async_communication": nano.get("tp_linear_async_communication", True),
-            "tp_mode": nano.get("tp_mode", "REDUCE_SCATTER"),
-            "tp_recompute_allgather": nano.get("tp_recompute_allgather", True),
+            "dp": nano["dp"], "expert_parallel_size": 1, "pp": nano["pp"],
+            "pp_engine": nano["pp_engine"], "recompute_layer": nano["recompute_layer"],
+            "tp": nano["tp"], "tp_linear_async_communication": nano["tp_linear_async_communication"],
+            "tp_mode": nano["tp_mode"], "tp_recompute_allgather": nano["tp_recompute_allgather"],
         },
         "profiler": None,
         "tokenizer": {"tokenizer_max_length": None, "tokenizer_name_or_path": tokenizer,
                       "tokenizer_revision": None},
         "tokens": {
-            "batch_accumulation_per_replica": pretrain.get("batch_accumulation_per_replica", 1),
+            "batch_accumulation_per_replica": pretrain["batch_accumulation_per_replica"],
             "limit_test_batches": 0, "limit_val_batches": 0,
             "micro_batch_size": pretrain["micro_batch_size"],
             "sequence_length": pretrain["sequence_length"],
@@ -425,15 +401,29 @@ def make_config(*, model: dict, pretrain: dict, nano: dict, tokenizer: str, fold
     }
 
 
+def model_config(model: dict) -> dict:
+    """nanotron's model_config (LlamaConfig fields) of the config's ``model`` section."""
+    return {
+        "bos_token_id": model.get("bos_token_id"), "eos_token_id": model.get("eos_token_id"),
+        "hidden_act": model["hidden_act"], "hidden_size": model["hidden_size"],
+        "initializer_range": model["initializer_range"],
+        "intermediate_size": model["intermediate_size"], "is_llama_config": True,
+        "max_position_embeddings": model["max_position_embeddings"],
+        "num_attention_heads": model["num_attention_heads"],
+        "num_hidden_layers": model["num_hidden_layers"],
+        "num_key_value_heads": model["num_key_value_heads"],
+        "pad_token_id": model.get("pad_token_id"), "pretraining_tp": 1,
+        "rms_norm_eps": model["rms_norm_eps"], "rope_interleaved": model["rope_interleaved"],
+        "rope_scaling": None, "rope_theta": float(model["rope_theta"]),
+        "tie_word_embeddings": model["tie_word_embeddings"], "use_cache": True,
+        "vocab_size": model["vocab_size"],
+    }
+
+
 def folder_samples(folder, seq_len: int) -> tuple[int, str, int]:
     """(samples of seq_len + 1 tokens, tokenizer name, token size) of a tokenized folder."""
-    folder = Path(folder)
-    metas = sorted(folder.glob("*.metadata"))
-    if not metas:
-        raise FileNotFoundError(f"{folder}: no *.metadata file (not a datatrove-tokenized folder)")
-    name, _, size = metas[0].read_text().splitlines()[0].rpartition("|")
-    tokens = sum(p.stat().st_size for p in folder.glob("*.ds")) // int(size)
-    return tokens // (seq_len + 1), name, int(size)
+    name, size = tokenized.folder_metadata(folder)
+    return tokenized.samples(folder, seq_len), name, size
 
 
 def preflight(cfg: dict, world_size: int, tokenizer_vocab: int | None = None,

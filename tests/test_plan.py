@@ -1,0 +1,227 @@
+"""The plan (zflow.plan) without Snakemake: defaults, registry, paths, specs, identities, disk."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+from zflow import identity, paths, schema
+from zflow.plan import ConfigError, Plan
+
+EMBEDDED = yaml.safe_load((REPO / "config/config.yaml").read_text())
+PROD = yaml.safe_load((REPO / "config/zagreus.yaml").read_text())
+
+
+@pytest.fixture
+def plan():
+    return Plan(EMBEDDED, base=REPO)
+
+
+def test_defaults_come_from_the_schema_once(plan):
+    cfg = plan.config
+    assert "nesso-instruct" not in EMBEDDED["posttrain"] or "nodes" not in EMBEDDED["posttrain"]["nesso-instruct"]
+    assert cfg["posttrain"]["nesso-instruct"]["nodes"] == 1
+    assert cfg["posttrain"]["nesso-instruct"]["chat_template"] == "resources/chat_templates/chatml.jinja"
+    assert cfg["posttrain"]["nesso-instruct"]["train"]["bf16"] == "auto"
+    pre = cfg["languages"]["ita"]["pretrain"]
+    assert pre["backend"] == "hf" and pre["keep_last_states"] == 2 and pre["adam_beta2"] == 0.95
+    assert cfg["languages"]["ita"]["model"]["tie_word_embeddings"] is True
+    assert cfg["eval"]["device"] == "auto" and cfg["baselines"] == {}
+    assert cfg["sources"]["fineweb_eng"]["text_key"] == "text"
+    assert cfg["sources"]["starcoder"]["text_key"] == "content"
+    assert "backend" not in EMBEDDED["languages"]["ita"]["pretrain"]  # the input is not changed
+    assert schema.defaults("languages/*/pretrain")["lr_decay_style"] == "linear"
+
+
+def test_schema_error_names_the_key():
+    bad = copy.deepcopy(EMBEDDED)
+    bad["languages"]["ita"]["pretrain"]["learning_rat"] = 0.1
+    bad["languages"]["ita"]["data"]["starcoder"] = 0
+    with pytest.raises(ConfigError) as e:
+        Plan(bad, base=REPO)
+    msg = str(e.value)
+    assert "config key languages.ita.pretrain" in msg and "learning_rat" in msg
+    assert "config key languages.ita.data.starcoder" in msg
+
+
+def test_model_registry(plan):
+    m = plan.model("ita-step150")
+    assert (m.kind, m.lang, m.step) == ("checkpoint", "ita", 150)
+    assert m.path == "results/pretrain/ita/checkpoints/step-150"
+    dpo = plan.model("nesso-instruct-dpo")
+    assert (dpo.kind, dpo.lang, dpo.path) == ("posttrain", "ita", "results/posttrain/nesso-instruct-dpo/model")
+    assert plan.posttrain_models("ita") == ["nesso-instruct", "nesso-agentic", "open-zagreus",
+                                            "nesso-instruct-dpo"]
+    with pytest.raises(ConfigError, match="unknown model 'deu-step5'"):
+        plan.model("deu-step5")
+    prod = Plan(PROD, check_files=False)
+    b = prod.model("qwen3-0.6b")
+    assert (b.kind, b.path, b.lang) == ("baseline", "Qwen/Qwen3-0.6B", None)
+    assert prod.model("ita-step95000").path == "results/models/ita-step95000"  # converted
+
+
+def test_results_paths_and_targets(plan):
+    lc = EMBEDDED["languages"]["ita"]
+    files = plan.eval_files("ita")
+    assert len(files) == len(lc["eval"]["checkpoints"]) * len(lc["eval"]["tasks"])
+    assert "results/evals/ita-step300/arc_it.json" in files
+    assert plan.report_files("ita") == {
+        "md": "results/reports/ita/progression.md", "csv": "results/reports/ita/progression.csv",
+        "png": "results/reports/ita/progression.png", "loss": "results/reports/ita/loss.png"}
+    assert len(plan.compare_files("ita")) == 5
+    # Table 7's models on its tasks, Table 9's bases on the log-likelihood tasks
+    ev = plan.compare_evals("ita")
+    assert "results/evals/ita-step300/arc_it.json" in ev
+    assert "results/evals/ita-step300/ifeval_it.json" not in ev
+    assert "results/evals/nesso-instruct-dpo/ifeval_it.json" in ev
+    spec = plan.spec("pretrain", lang="ita")
+    assert spec["metrics"] == paths.fmt(paths.TRAIN_METRICS, lang="ita")
+    assert spec["summary"] == paths.fmt(paths.TRAIN_SUMMARY, lang="ita")
+
+
+def test_pretrain_spec_and_identity(plan):
+    spec = plan.spec("pretrain", lang="ita")
+    lc = plan.config["languages"]["ita"]
+    assert spec["model"] == lc["model"] and spec["pretrain"] == lc["pretrain"]
+    assert [d["source"] for d in spec["data"]] == list(lc["data"])
+    assert spec["data"][0]["folder"] == "results/tokenized/bpe_ita_eng_4k/fineweb2_ita"
+    assert spec["tokenizer"] == "results/tokenizers/bpe_ita_eng_4k"
+    assert spec["identity"] == plan.pretrain_identity("ita")
+    longer = copy.deepcopy(EMBEDDED)
+    longer["languages"]["ita"]["pretrain"]["train_steps"] = 400
+    other = copy.deepcopy(EMBEDDED)
+    other["languages"]["ita"]["pretrain"]["learning_rate"] = 0.002
+    assert Plan(longer, base=REPO).pretrain_identity("ita") == plan.pretrain_identity("ita")
+    assert Plan(other, base=REPO).pretrain_identity("ita") != plan.pretrain_identity("ita")
+    # every model downstream of the run is keyed on it
+    assert plan.model_identity("ita-step300").startswith(plan.pretrain_identity("ita"))
+    assert plan.pretrain_identity("ita") in plan.model_identity("nesso-instruct-dpo")
+    assert (Plan(other, base=REPO).model_identity("nesso-instruct-dpo")
+            != plan.model_identity("nesso-instruct-dpo"))
+
+
+def test_eval_spec_is_keyed_on_model_and_versions(plan):
+    spec = plan.spec("evaluate", model="ita-step50", task="m_mmlu_it")
+    assert spec["model_path"] == "results/pretrain/ita/checkpoints/step-50"
+    assert (spec["lm_eval_task"], spec["num_fewshot"], spec["metric"]) == ("mini_m_mmlu_it", 5, "acc")
+    assert spec["output"] == "results/evals/ita-step50/m_mmlu_it.json"
+    assert spec["keyed_on"]["model"] == plan.model_identity("ita-step50")
+    assert spec["keyed_on"]["versions"].startswith("lm_eval=")
+    assert spec["step"] == 50 and spec["apply_chat_template"] is False
+    assert plan.spec("evaluate", model="nesso-instruct", task="ifeval_it")["apply_chat_template"]
+
+
+def test_posttrain_spec(plan):
+    spec = plan.spec("posttrain", name="nesso-instruct-dpo")
+    assert spec["method"] == "dpo" and spec["base"] == "results/posttrain/nesso-instruct/model"
+    assert [d["format"] for d in spec["datasets"]] == ["preference", "preference"]
+    assert spec["train"]["beta"] == 0.1 and spec["train"]["save_total_limit"] == 3
+    assert spec["keyed_on"]["base"] == plan.model_identity("nesso-instruct")
+    assert spec["model_dir"] == "results/posttrain/nesso-instruct-dpo/model"
+
+
+def test_spec_files_are_named_by_their_content(tmp_path):
+    cfg = copy.deepcopy(EMBEDDED)
+    cfg["tasks"] = {k: {**t, "include_path": str(REPO / t["include_path"])}
+                    for k, t in cfg["tasks"].items()}
+    p1 = Plan(cfg, base=REPO, check_files=False)
+    p1.base = tmp_path
+    a = p1.spec_file("evaluate", model="ita-step50", task="arc_it")
+    assert a.startswith(".snakemake/zflow/specs/evaluate/ita-step50-arc_it.")
+    assert json.loads((tmp_path / a).read_text()) == p1.spec("evaluate", model="ita-step50", task="arc_it")
+    assert p1.spec_file("evaluate", model="ita-step50", task="arc_it") == a
+    cfg["tasks"]["arc_it"]["num_fewshot"] = 3
+    p2 = Plan(cfg, base=REPO, check_files=False)
+    p2.base = tmp_path
+    assert p2.spec_file("evaluate", model="ita-step50", task="arc_it") != a
+    # the other tasks' specs are unchanged: only the changed task re-runs
+    assert p2.spec_file("evaluate", model="ita-step50", task="hellaswag_it") == \
+        p1.spec_file("evaluate", model="ita-step50", task="hellaswag_it")
+
+
+def test_checkpoints_on_disk_and_current(tmp_path):
+    plan = Plan(EMBEDDED, base=REPO)
+    plan.base = tmp_path
+    ident = plan.pretrain_identity("ita")
+    for step, who in ((50, ident), (100, "another-run"), (150, ident)):
+        d = tmp_path / paths.fmt(paths.HF_CHECKPOINT, lang="ita", step=step)
+        d.mkdir(parents=True)
+        (d / paths.MARKER).write_text(json.dumps({"step": step, "identity": who}))
+    (tmp_path / "results/pretrain/ita/checkpoints/step-200.tmp").mkdir()  # half-written
+    assert plan.checkpoints_on_disk("ita") == [50, 150]
+    assert plan.evals_on_disk("ita")[0] == "results/evals/ita-step50/m_mmlu_it.json"
+    dep = plan.dependency("ita-step50")
+    assert (dep.ancient, dep.wait_for) == (True, None)
+    assert dep.path == "results/pretrain/ita/checkpoints/step-50/zflow_checkpoint.json"
+    assert plan.dependency("ita-step100").wait_for == "pretrain"  # another run's: wait for ours
+    assert plan.dependency("ita-step300").wait_for == "pretrain"  # not on disk yet
+
+
+def test_nanotron_checkpoints_on_disk(tmp_path):
+    from zflow import nanotron
+
+    plan = Plan(PROD, check_files=False)
+    plan.base = tmp_path
+    root = tmp_path / paths.fmt(paths.NANOTRON_CHECKPOINTS, lang="ita")
+    for step in (5000, 10000):
+        d = root / str(step)
+        d.mkdir(parents=True)
+        (d / "checkpoint_metadata.json").write_text(json.dumps({"metas": {"last_train_step": step}}))
+        (d / "model_config.json").write_text("{}")
+        (d / "config.yaml").write_text("")
+    (root / "latest.txt").write_text("5000")  # 10000 still being written
+    assert nanotron.check_complete(root / "5000") == 5000
+    assert plan.checkpoints_on_disk("ita") == []  # no run.json: not the configured run's
+    identity.claim(tmp_path / "results/pretrain/ita", "fp", [], {"identity": plan.pretrain_identity("ita")})
+    assert plan.checkpoints_on_disk("ita") == [5000]
+    dep = plan.nanotron_step_dependency("ita", 10000)
+    assert dep.wait_for == "pretrain_nanotron" and dep.ancient
+
+
+def test_download_spec_of_a_chat_dataset_with_a_revision():
+    """Defect: a chat_data hub entry with a revision raised KeyError."""
+    cfg = copy.deepcopy(PROD)
+    cfg["chat_data"]["openitaliandata"]["hub"]["revision"] = "abc123"
+    spec = Plan(cfg, check_files=False).spec("download", source="openitaliandata")
+    assert spec["revision"] == "abc123" and spec["repo_id"] == cfg["chat_data"]["openitaliandata"]["hub"]["repo_id"]
+    assert spec["manifest"] == "results/downloads/openitaliandata.json"
+
+
+def test_tokenizer_spec_passes_paths_inside_the_spec(plan):
+    spec = plan.spec("train_tokenizer", tokenizer="bpe_ita_eng_4k")
+    assert [s["name"] for s in spec["sources"]] == ["fineweb2_ita", "fineweb_eng", "finepdfs_ita",
+                                                    "starcoder"]
+    assert spec["sources"][3] == {"name": "starcoder", "dir": "data/embedded/starcoder",
+                                  "glob": "*.parquet", "text_key": "content"}
+    tok = plan.spec("tokenize", tokenizer="bpe_ita_eng_4k", source="starcoder")
+    assert tok["eos_token"] == "<|endoftext|>" and tok["text_key"] == "content"
+    prod = Plan(PROD, check_files=False).spec("tokenize", tokenizer="llama32", source="starcoder")
+    assert prod["tokenizer"] == PROD["tokenizers"]["llama32"]["hub"]
+    assert prod["eos_token"] == "<|end_of_text|>"
+
+
+def test_group_tasks_are_accepted_by_the_config_check(tmp_path):
+    cfg = copy.deepcopy(EMBEDDED)
+    cfg["tasks"]["group_it"] = {"lm_eval_task": "mini_group_it", "metric": "acc",
+                                "include_path": str(REPO / "tests/data/group_tasks")}
+    cfg["compare"]["groups"]["IT"].append("group_it/mini_group_it_animali")
+    plan = Plan(cfg, base=REPO)
+    assert plan.spec("compare", lang="ita")["groups"]["IT"][-1] == \
+        ["group_it/mini_group_it_animali", "group_it/mini_group_it_animali", "acc"]
+    assert "results/evals/nesso-instruct/group_it.json" in plan.compare_evals("ita")
+    cfg["tasks"]["group_it"]["lm_eval_task"] = "no_such_group"
+    with pytest.raises(ConfigError, match="no task or group 'no_such_group'"):
+        Plan(cfg, base=REPO)
+
+
+def test_job_env_puts_this_interpreter_first(plan, monkeypatch):
+    import sys
+
+    monkeypatch.setenv("PATH", "/usr/bin")
+    env = plan.job_env()
+    assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    assert env["HF_HUB_OFFLINE"] == "1"

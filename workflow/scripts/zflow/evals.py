@@ -1,0 +1,318 @@
+"""lm-eval tasks and groups: find their YAMLs, summarize ``simple_evaluate``'s output, read values.
+
+What lm-evaluation-harness 0.4.13 returns for one requested name (``tasks=[name]``):
+
+* ``out["results"]``: one row per leaf task, then one per group (bottom-up, so subgroups come
+  before the group holding them). A task row is ``{"name", "alias", "sample_len",
+  "<metric>,<filter>": value, "<metric>_stderr,<filter>": value | "N/A", ...}``. A group row
+  holds ``{"alias", "name"}`` and, only when the group YAML has ``aggregate_metric_list``, also
+  ``"sample_len"``, ``"sample_count"`` (a dict) and the aggregated ``"<metric>,<filter>"`` /
+  ``"<metric>_stderr,<filter>"`` keys (``Group.aggregate`` in ``lm_eval/api/group.py``: mean of
+  the leaf tasks' values, weighted by their ``sample_len`` when ``weight_by_size``).
+* ``out["groups"]``: the same rows as ``results`` for groups *with* an aggregate; the key is
+  absent when no group has one.
+* ``out["group_subtasks"]``: ``{group: [direct children]}`` for every group (children may be
+  groups themselves); ``{}`` for a plain task.
+* ``out["n-samples"]``: ``{leaf task: {"original": int, "effective": int}}``; no entry for groups.
+* ``out["configs"]``: leaf tasks only; ``versions`` and ``higher_is_better`` cover groups too.
+
+Metric names. lm-eval keys every metric as ``"<metric>,<filter>"``. The filter ``none`` (what
+every loglikelihood task and most generation tasks report) is dropped: ``"acc,none"`` becomes
+``"acc"``. Any other filter keeps lm-eval's own spelling, ``"exact_match,strict-match"``: the
+comma form is what lm-eval's results files, its ``filter_list`` and its docs use, and joining with
+``_`` would be ambiguous (filters contain ``-`` and ``_``; ``acc_norm`` is a metric). A bare
+metric name given to :func:`value` still finds ``"<metric>,<filter>"`` when that metric is reported
+under exactly one filter, as records written before this module (which kept only the part before
+the comma) expect.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["EvalError", "TaskLoader", "find_task_files", "summarize", "parse_column", "value", "read"]
+
+_IGNORE_DIRS = {"__pycache__", ".ipynb_checkpoints"}  # as lm_eval.tasks._index
+
+
+class EvalError(ValueError):
+    """An eval record, task reference or lm-eval output that cannot give the number asked for."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Task / group YAMLs
+
+
+class TaskLoader(yaml.SafeLoader):
+    """Reads lm-eval YAMLs; tags such as ``!function utils.f`` are kept as plain values."""
+
+
+def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node):
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_mapping(node, deep=True)
+
+
+TaskLoader.add_multi_constructor("!", _any_tag)
+
+
+def _load(path: Path, seen: frozenset = frozenset()) -> dict:
+    """One YAML with its ``include:`` files merged in, as ``lm_eval.tasks._yaml_loader.load_yaml``
+    does (included keys first, the file's own keys win; ``task_list`` is not inherited)."""
+    path = path.expanduser().resolve()
+    if path in seen:
+        raise ValueError(f"include cycle at {path}")
+    cfg = yaml.load(path.read_text(), Loader=TaskLoader)  # noqa: S506 - SafeLoader subclass
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path} is not a YAML mapping")
+    if "include" not in cfg:
+        return cfg
+    includes = cfg.pop("include")
+    merged: dict = {}
+    for inc in includes if isinstance(includes, list) else [includes]:
+        inc_path = Path(inc) if Path(inc).is_absolute() else path.parent / inc
+        inc_cfg = _load(inc_path, seen | {path})
+        inc_cfg.pop("task_list", None)
+        merged.update(inc_cfg)
+    merged.update(cfg)
+    return merged
+
+
+def _defines(cfg: dict) -> tuple[str, Any] | None:
+    """("task" | "group", name) the way lm-eval's TaskIndex classifies a config, else None."""
+    if "class" in cfg:  # Python task: named by "task", whatever else it holds
+        return ("task", cfg.get("task"))
+    if "group" in cfg:  # any config with "group:" is a group (its "task:" lists the children)
+        return ("group", cfg["group"])
+    if "task" in cfg:
+        return ("task", cfg["task"])
+    return None
+
+
+def find_task_files(include_path: Path, name: str) -> list[Path]:
+    """The YAMLs under ``include_path`` (recursive) that define lm-eval task or group ``name``.
+
+    Mirrors lm-eval 0.4.13's index (``lm_eval/tasks/_index.py``): files ``*.yaml`` outside
+    ``__pycache__``/``.ipynb_checkpoints``, ``include:`` files merged in, then a config with
+    ``class:`` is a Python task named by ``task:``, one with ``group:`` is a group named by it
+    (even if ``task:`` is a string: lm-eval then treats that task as its only child), otherwise
+    ``task:`` names a task. Names must be strings: lm-eval skips a ``group:`` or ``task:`` that is
+    a dict or list (unhashable), so those never match. Tags (``tag:``) are not matched: a tag runs
+    several tasks and gives no result row of its own. YAMLs that do not parse (or whose includes
+    are missing) are skipped, as lm-eval skips them. Sorted by path, as lm-eval walks them; when
+    several match, lm-eval uses the first.
+    """
+    found = []
+    root = Path(include_path)
+    for y in sorted(root.glob("**/*.yaml"), key=lambda p: p.as_posix()):
+        if any(part in _IGNORE_DIRS for part in y.relative_to(root).parts):
+            continue
+        try:
+            d = _defines(_load(y))
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        if d is not None and isinstance(d[1], str) and d[1] == name:
+            found.append(y)
+    return found
+
+
+# ------------------------------------------------------------------------------------------------
+# simple_evaluate output
+
+
+def _number(v) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def _metric_name(key: str) -> tuple[str, bool] | None:
+    """lm-eval key "metric,filter" -> (our metric name, is_stderr); None for non-metric keys."""
+    if "," not in key:
+        return None
+    metric, filt = key.split(",", 1)
+    is_stderr = metric.endswith("_stderr")
+    if is_stderr:
+        metric = metric[: -len("_stderr")]
+    return (metric if filt == "none" else f"{metric},{filt}"), is_stderr
+
+
+def _row_metrics(row: dict) -> tuple[dict[str, float], dict[str, float]]:
+    """(metrics, stderr) of one results row, in lm-eval's order; non-numbers skipped."""
+    metrics: dict[str, float] = {}
+    stderr: dict[str, float] = {}
+    for k, v in (row or {}).items():
+        m = _metric_name(k)
+        x = _number(v)
+        if m is None or x is None:
+            continue
+        (stderr if m[1] else metrics)[m[0]] = x
+    return metrics, {k: v for k, v in stderr.items() if k in metrics}
+
+
+def _int(v) -> int | None:
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _task_n(out: dict, name: str) -> int | None:
+    ns = (out.get("n-samples") or {}).get(name)
+    if isinstance(ns, dict) and _int(ns.get("effective")) is not None:
+        return _int(ns["effective"])
+    return _int(((out.get("results") or {}).get(name) or {}).get("sample_len"))
+
+
+def _children(out: dict, name: str) -> list[str]:
+    return list((out.get("group_subtasks") or {}).get(name) or [])
+
+
+def _leaves(out: dict, name: str, seen: set | None = None) -> list[str]:
+    seen = set() if seen is None else seen
+    kids = _children(out, name)
+    if not kids:
+        return [name]
+    leaves = []
+    for k in kids:
+        if k in seen:
+            continue
+        seen.add(k)
+        leaves += _leaves(out, k, seen)
+    return leaves
+
+
+def _sum_n(out: dict, leaves: list[str]) -> int | None:
+    ns = [_task_n(out, t) for t in dict.fromkeys(leaves)]
+    return None if not ns or any(n is None for n in ns) else sum(ns)
+
+
+def summarize(out: dict, task: str) -> dict:
+    """Our summary of ``simple_evaluate``'s output for one requested task or group name.
+
+    Returns ``{"is_group", "metrics", "stderr", "n", "subtasks"}``. ``metrics``/``stderr``: the
+    task's own metrics, or the group's aggregate (``{}`` when the group has no
+    ``aggregate_metric_list``). ``n``: effective samples (summed over the leaf tasks of a group).
+    ``subtasks``: ``[]`` for a task; for a group one entry per (subtask, metric), depth-first in the
+    groups' own child order: ``{"name", "metric", "value", "stderr", "n", "is_group", "parent"}``.
+    Leaf tasks have ``is_group`` False; a nested group adds its own aggregate rows (``name`` = the
+    subgroup, ``is_group`` True, ``n`` summed over its leaves) just before its leaves; ``parent`` is
+    the group directly holding the entry. Non-numeric values ("N/A", NaN) are left out.
+    """
+    results = out.get("results") or {}
+    if task not in results:
+        raise EvalError(f"lm-eval gave no results for '{task}' "
+                        f"(it has: {', '.join(results) or 'nothing'})")
+    metrics, stderr = _row_metrics(results[task])
+    is_group = bool(_children(out, task))
+    if not is_group:
+        return {"is_group": False, "metrics": metrics, "stderr": stderr,
+                "n": _task_n(out, task), "subtasks": []}
+
+    subtasks: list[dict] = []
+    done: set[str] = set()
+
+    def walk(group: str) -> None:
+        for child in _children(out, group):
+            if child in done:
+                continue
+            done.add(child)
+            sub = bool(_children(out, child))
+            m, s = _row_metrics(results.get(child) or {})
+            n = _sum_n(out, _leaves(out, child)) if sub else _task_n(out, child)
+            for metric, v in m.items():
+                subtasks.append({"name": child, "metric": metric, "value": v,
+                                 "stderr": s.get(metric), "n": n, "is_group": sub,
+                                 "parent": group})
+            if sub:
+                walk(child)
+
+    walk(task)
+    return {"is_group": True, "metrics": metrics, "stderr": stderr,
+            "n": _sum_n(out, _leaves(out, task)), "subtasks": subtasks}
+
+
+# ------------------------------------------------------------------------------------------------
+# Eval records (results/evals/<model>/<task>.json)
+
+
+def parse_column(ref: str) -> tuple[str, str | None]:
+    """A table column: "<task key>" (aggregate / task value) or "<task key>/<subtask name>"."""
+    if not isinstance(ref, str):
+        raise EvalError(f"column reference must be a string, got {ref!r}")
+    task, sep, sub = ref.strip().partition("/")
+    task, sub = task.strip(), sub.strip()
+    if not task or (sep and not sub):
+        raise EvalError(f"bad column reference '{ref}': expected '<task>' or '<task>/<subtask>'")
+    return task, (sub if sep else None)
+
+
+def _lookup(available: dict, metric: str) -> str | None:
+    """The key of ``metric`` in ``available``: exact, or a bare name reported under one filter."""
+    if metric in available:
+        return metric
+    if "," not in metric:
+        keys = [k for k in available if k.split(",", 1)[0] == metric]
+        if len(keys) == 1:
+            return keys[0]
+    return None
+
+
+def _finite(v, where: str) -> float:
+    x = _number(v)
+    if x is None:
+        raise EvalError(f"{where} is not a finite number: {v!r}")
+    return x
+
+
+def value(record: dict, metric: str, subtask: str | None = None) -> float:
+    """The number for ``metric`` in an eval record: the aggregate (``record["metrics"]``), or the
+    entry of ``subtask`` in ``record["subtasks"]`` with that metric, or, if that subtask reports
+    exactly one metric, that one. EvalError (naming task, subtask, metric and what is available)
+    when it is ambiguous, missing or not a finite number."""
+    task = record.get("task", "?")
+    if subtask is None:
+        metrics = record.get("metrics") or {}
+        key = _lookup(metrics, metric)
+        if key is None:
+            hint = ""
+            if not metrics and record.get("subtasks"):
+                hint = " (a group without aggregate_metric_list: pick a subtask, '<task>/<subtask>')"
+            raise EvalError(f"task {task}: no metric '{metric}' (it has: "
+                            f"{', '.join(metrics) or 'none'}){hint}")
+        return _finite(metrics[key], f"task {task}: metric '{key}'")
+    entries = [e for e in record.get("subtasks") or [] if e.get("name") == subtask]
+    if not entries:
+        names = list(dict.fromkeys(e.get("name") for e in record.get("subtasks") or []))
+        raise EvalError(f"task {task}: no subtask '{subtask}' (subtasks: "
+                        f"{', '.join(map(str, names)) or 'none'})")
+    by_metric = {e.get("metric"): e for e in entries}
+    key = _lookup(by_metric, metric)
+    if key is None:
+        if len(by_metric) != 1:
+            raise EvalError(f"task {task}, subtask {subtask}: no metric '{metric}' and more than "
+                            f"one to choose from (it has: {', '.join(map(str, by_metric))})")
+        key = next(iter(by_metric))
+    return _finite(by_metric[key].get("value"), f"task {task}, subtask {subtask}: metric '{key}'")
+
+
+def read(path) -> dict:
+    """One eval JSON (results/evals/<model>/<task>.json); "subtasks" defaults to [] (records
+    written before groups were supported). EvalError naming the file if it is not one."""
+    path = Path(path)
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise EvalError(f"{path}: not a readable JSON file ({e})") from e
+    if not isinstance(rec, dict) or not isinstance(rec.get("metrics"), dict):
+        raise EvalError(f"{path}: not an eval record (no 'metrics' mapping)")
+    subs = rec.get("subtasks")
+    if subs is None:
+        rec["subtasks"] = []
+    elif not isinstance(subs, list):
+        raise EvalError(f"{path}: 'subtasks' is not a list")
+    return rec

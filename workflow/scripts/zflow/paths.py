@@ -1,0 +1,70 @@
+"""Every results path of the workflow, in one place: rules, the plan and scripts import these.
+
+Patterns hold Snakemake-style wildcards (``{lang}``, ``{model}``, ...); ``fmt`` fills them.
+Names inside a run directory (``RUN_JSON``, ``STATE``, ...) are what the scripts write there.
+"""
+
+from __future__ import annotations
+
+# inputs fetched from the hub
+DOWNLOAD = "results/downloads/{source}.json"
+PREFETCH = "results/prefetch.json"
+
+# tokenizers and tokenized data
+TOKENIZER = "results/tokenizers/{tokenizer}"
+TOKENIZED = "results/tokenized/{tokenizer}/{source}"
+TOKENIZED_STATS = "results/tokenized/{tokenizer}/{source}.stats.json"
+TOKENIZE_WORK = "results/logs/tokenize/{tokenizer}/{source}"  # resumable datatrove state
+
+# pretraining (both backends)
+PRETRAIN_RUN = "results/pretrain/{lang}"
+TRAIN_METRICS = "results/pretrain/{lang}/train_metrics.csv"  # PRETRAIN_RUN/RUN_METRICS
+TRAIN_SUMMARY = "results/pretrain/{lang}/train_summary.json"  # PRETRAIN_RUN/RUN_SUMMARY
+HF_CHECKPOINT = "results/pretrain/{lang}/checkpoints/step-{step}"
+NANOTRON_YAML = "results/pretrain/{lang}/nanotron.yaml"
+NANOTRON_LOG = "results/logs/pretrain/{lang}.nanotron.log"
+NANOTRON_CHECKPOINTS = "results/pretrain/{lang}/nanotron_checkpoints"
+NANOTRON_STEP = NANOTRON_CHECKPOINTS + "/{step}"
+CONVERTED = "results/models/{lang}-step{step}"
+
+# post-training
+POSTTRAIN_RUN = "results/posttrain/{name}"
+POSTTRAIN_MODEL = "results/posttrain/{name}/model"
+POSTTRAIN_SUMMARY = "results/posttrain/{name}/summary.json"
+POSTTRAIN_METRICS = "results/posttrain/{name}/train_metrics.csv"
+
+# evals and reports
+EVAL = "results/evals/{model}/{task}.json"
+REPORT_DIR = "results/reports/{lang}"
+PROGRESSION = REPORT_DIR + "/progression.{ext}"
+LOSS_PNG = REPORT_DIR + "/loss.png"
+COMPARE = REPORT_DIR + "/compare.{ext}"
+SFT_DELTA = REPORT_DIR + "/sft_delta.{ext}"
+
+LOG = "results/logs/{rule}/{key}.log"
+
+# each job's spec, named by its content's hash (so a changed spec is a changed rule param)
+SPECS = ".snakemake/zflow/specs"
+
+# names inside run directories
+RUN_JSON = "run.json"  # a run's identity (zflow.identity)
+STATE = "state"  # Trainer states: state/checkpoint-<N>/ (COMPLETE-marked)
+CHECKPOINTS = "checkpoints"  # exported HF checkpoints: checkpoints/step-<N>/
+SUPERSEDED = "superseded"  # runs of other settings, moved aside, never deleted
+MARKER = "zflow_checkpoint.json"  # in every HF checkpoint / converted model: step, identity
+POSTTRAIN_META = "zflow_posttrain.json"  # in every post-trained model directory
+STATE_METRICS = "state/metrics.csv"  # appended while training; copied to the metrics output
+RUN_METRICS = "train_metrics.csv"
+RUN_SUMMARY = "train_summary.json"
+
+
+def fmt(pattern: str, **wildcards) -> str:
+    return pattern.format(**wildcards)
+
+
+def marker(model_dir: str) -> str:
+    return f"{model_dir}/{MARKER}"
+
+
+def log(rule: str, key: str) -> str:
+    return LOG.format(rule=rule, key=key)

@@ -1,0 +1,448 @@
+"""The plan: the config, validated once with its defaults, resolved into what the workflow runs.
+
+Everything the rules ask is answered here, without Snakemake: the model registry (checkpoints,
+post-trained models, baselines), every results path (from zflow.paths), each job's spec, the
+identities that key re-runs, and what is on disk and current. ``rules/*.smk`` only connect files.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from zflow import config as checks
+from zflow import data, identity, paths, schema
+from zflow.io import versions, write_json
+from zflow.schema import ConfigError
+
+__all__ = ["Plan", "ConfigError", "Model", "Dependency"]
+
+CHECKPOINT_MODEL = checks.CHECKPOINT_MODEL
+# Pretraining settings a run may change and still be resumed and extended (not a new run).
+RESUMABLE = ("train_steps", "checkpoint_interval", "keep_last_states")
+# Versions that change eval results: every eval job is keyed on them.
+EVAL_PACKAGES = ("lm_eval", "transformers", "torch")
+
+
+def task_of(column: str) -> str:
+    """The task key of a table column (``<task>`` or ``<task>/<subtask>``)."""
+    return column.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    kind: str  # checkpoint | posttrain | baseline
+    path: str  # what jobs load: an HF directory or a hub id
+    lang: str | None = None  # the pretraining language it descends from (None: a baseline)
+    step: int | None = None
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """What a job on a model waits for: a file, ``ancient`` (never stale by modification time),
+    and the checkpoint rule to wait for when the file is not on disk and current."""
+
+    path: str | None
+    ancient: bool = False
+    wait_for: str | None = None
+    lang: str | None = None
+
+
+def pretrain_identity(model: dict, pretrain: dict, data: list, tokenizer: str, world: int) -> str:
+    """A pretraining run's identity: what its checkpoints record. train_steps and the
+    checkpoint schedule may change without changing it (the run is extended)."""
+    pre = {k: v for k, v in pretrain.items() if k not in RESUMABLE}
+    return identity.fingerprint({"model": model, "pretrain": pre, "data": data,
+                                 "tokenizer": tokenizer, "world_size": world})
+
+
+def pretrain_spec(model: dict, pretrain: dict, data: list, tokenizer: str, run_dir: str,
+                  nodes: int = 1, nproc: int = 1) -> dict:
+    """A pretraining job's spec (also outside a workflow: tests, benchmarks), with the schema's
+    defaults filled in. ``data``: [{source, folder, weight}]."""
+    model = {**schema.defaults("languages/*/model"), **model}
+    pretrain = {**schema.defaults("languages/*/pretrain"), **pretrain}
+    return {"model": model, "pretrain": pretrain, "data": data, "tokenizer": tokenizer,
+            "nodes": nodes, "nproc_per_node": nproc,
+            "identity": pretrain_identity(model, pretrain, data, tokenizer, nodes * nproc),
+            "run_dir": run_dir, "metrics": f"{run_dir}/{paths.RUN_METRICS}",
+            "summary": f"{run_dir}/{paths.RUN_SUMMARY}"}
+
+
+class Plan:
+    def __init__(self, config: dict, base: Path | str = ".", check_files: bool = True):
+        self.config = schema.load(config)
+        self.base = Path(base)
+        checks.check(self.config, self.base, check_files)
+        self.langs = sorted(self.config["languages"])
+        self.post = self.config["posttrain"]
+
+    # ------------------------------------------------------------ config lookups
+
+    def lang(self, lang: str) -> dict:
+        return self.config["languages"][lang]
+
+    def backend(self, lang: str) -> str:
+        return self.lang(lang)["pretrain"]["backend"]
+
+    def nodes(self, lang: str) -> int:
+        pre = self.lang(lang)["pretrain"]
+        return pre["nanotron"]["nodes"] if pre["backend"] == "nanotron" else pre["nodes"]
+
+    def nproc(self, lang: str) -> int:
+        pre = self.lang(lang)["pretrain"]
+        if pre["backend"] == "nanotron":
+            return pre["nanotron"]["gpus_per_node"]
+        return pre["nproc_per_node"]
+
+    def langs_regex(self, backend: str) -> str:
+        """Wildcard constraint: the languages of one backend (never matching if none)."""
+        return "|".join(x for x in self.langs if self.backend(x) == backend) or "(?!)"
+
+    def posttrain_regex(self) -> str:
+        return "|".join(re.escape(n) for n in sorted(self.post)) or "(?!x)x"
+
+    def hub_entry(self, name: str) -> dict:
+        """A source or chat dataset downloaded from the hub."""
+        return self.config["sources"].get(name) or self.config["chat_data"][name]
+
+    def tokenizer_ref(self, tok: str) -> str:
+        """What jobs load: a trained tokenizer's directory, or the hub name."""
+        t = self.config["tokenizers"][tok]
+        return t["hub"] if "hub" in t else paths.fmt(paths.TOKENIZER, tokenizer=tok)
+
+    def source_dir(self, name: str) -> str:
+        """The directory tokenization reads: the source's path, or where its hub files land."""
+        src = self.config["sources"][name]
+        if "hub" in src:
+            sub = os.path.dirname(src["hub"]["allow_patterns"][0])
+            return os.path.join(src["path"], sub) if sub else src["path"]
+        return src["path"]
+
+    def source_glob(self, name: str) -> str:
+        src = self.config["sources"][name]
+        return os.path.basename(src["hub"]["allow_patterns"][0]) if "hub" in src else src["glob"]
+
+    def tokenized_dirs(self, lang: str) -> list[str]:
+        lc = self.lang(lang)
+        return [paths.fmt(paths.TOKENIZED, tokenizer=lc["tokenizer"], source=s) for s in lc["data"]]
+
+    # ------------------------------------------------------------ inputs of jobs
+
+    def source_inputs(self, source: str) -> list[str]:
+        """Local shards, or the download's manifest for a hub source."""
+        src = self.config["sources"][source]
+        if "hub" in src:
+            return [paths.fmt(paths.DOWNLOAD, source=source)]
+        return [str(p) for p in data.parquet_files(self.base / src["path"], src["glob"])]
+
+    def tokenizer_inputs(self, tok: str) -> list[str]:
+        return [] if "hub" in self.config["tokenizers"][tok] else [self.tokenizer_ref(tok)]
+
+    def tokenizer_train_inputs(self, tok: str) -> list[str]:
+        return [f for s in self.config["tokenizers"][tok]["train"]["sources"]
+                for f in self.source_inputs(s)]
+
+    def pretrain_inputs(self, lang: str) -> dict:
+        return {"data": self.tokenized_dirs(lang),
+                "tokenizer": self.tokenizer_inputs(self.lang(lang)["tokenizer"])}
+
+    def chat_data_input(self, name: str) -> str:
+        d = self.config["chat_data"][name]
+        return paths.fmt(paths.DOWNLOAD, source=name) if "hub" in d else d["path"]
+
+    def posttrain_inputs(self, name: str) -> dict:
+        pc = self.post[name]
+        return {"data": [self.chat_data_input(d) for d in pc["data"]],
+                "template": pc["chat_template"]}
+
+    # ------------------------------------------------------------ identities
+
+    @functools.cache
+    def pretrain_identity(self, lang: str) -> str:
+        lc = self.lang(lang)
+        return pretrain_identity(lc["model"], lc["pretrain"], self._mixture(lang),
+                                 self.tokenizer_ref(lc["tokenizer"]),
+                                 self.nodes(lang) * self.nproc(lang))
+
+    def model_identity(self, name: str) -> str:
+        """Changes when ``name`` would be a different model: every job on it is keyed on it."""
+        m = self.model(name)
+        if m.kind == "baseline":
+            return m.path
+        if m.kind == "posttrain":
+            return f"posttrain:{name}:{self.model_identity(self.post[name]['base'])}"
+        return f"{self.pretrain_identity(m.lang)}:step-{m.step}"
+
+    @functools.cache
+    def eval_versions(self) -> str:
+        v = versions(EVAL_PACKAGES)
+        return ",".join(f"{k}={v[k]}" for k in EVAL_PACKAGES)
+
+    # ------------------------------------------------------------ model registry
+
+    def model(self, name: str) -> Model:
+        baselines = self.config["baselines"]
+        if name in baselines:
+            return Model(name, "baseline", baselines[name]["model"])
+        if name in self.post:
+            base = self.model(self.post[name]["base"])
+            return Model(name, "posttrain", paths.fmt(paths.POSTTRAIN_MODEL, name=name), base.lang)
+        m = CHECKPOINT_MODEL.fullmatch(name)
+        if not m or m.group(1) not in self.config["languages"]:
+            raise ConfigError(f"unknown model '{name}': not a baseline, a posttrain key or "
+                              "<lang>-step<N> of a configured language")
+        lang, step = m.group(1), int(m.group(2))
+        pattern = paths.CONVERTED if self.backend(lang) == "nanotron" else paths.HF_CHECKPOINT
+        return Model(name, "checkpoint", paths.fmt(pattern, lang=lang, step=step), lang, step)
+
+    def checkpoint_models(self, lang: str) -> list[str]:
+        return [f"{lang}-step{s}" for s in self.lang(lang)["eval"]["checkpoints"]]
+
+    def posttrain_models(self, lang: str) -> list[str]:
+        return [n for n in self.post if self.model(n).lang == lang]
+
+    def dependency(self, name: str) -> Dependency:
+        """The file a job on model ``name`` depends on (the job that makes it)."""
+        m = self.model(name)
+        if m.kind == "baseline":
+            return Dependency(m.path if os.path.isdir(self.base / m.path) else None)
+        if m.kind == "posttrain":
+            return Dependency(paths.fmt(paths.POSTTRAIN_SUMMARY, name=name))
+        if self.backend(m.lang) == "nanotron":
+            return Dependency(m.path)
+        wait = None if self.checkpoint_current(m.lang, m.step) else "pretrain"
+        return Dependency(paths.marker(m.path), ancient=True, wait_for=wait, lang=m.lang)
+
+    def nanotron_step_dependency(self, lang: str, step: int) -> Dependency:
+        wait = None if self.checkpoint_current(lang, step) else "pretrain_nanotron"
+        d = paths.fmt(paths.NANOTRON_STEP, lang=lang, step=step)
+        return Dependency(f"{d}/checkpoint_metadata.json", ancient=True, wait_for=wait, lang=lang)
+
+    # ------------------------------------------------------------ on disk
+
+    def checkpoint_current(self, lang: str, step: int) -> bool:
+        """Is checkpoint ``step`` complete on disk and made by the configured run?"""
+        want = self.pretrain_identity(lang)
+        if self.backend(lang) == "nanotron":
+            from zflow.nanotron import IncompleteCheckpoint, check_complete
+
+            run = identity.read(self.base / paths.fmt(paths.PRETRAIN_RUN, lang=lang)) or {}
+            try:
+                check_complete(self.base / paths.fmt(paths.NANOTRON_STEP, lang=lang, step=step))
+            except (OSError, ValueError, IncompleteCheckpoint):
+                return False
+            return run.get("keyed_on", {}).get("identity") == want
+        marker = self.base / paths.marker(paths.fmt(paths.HF_CHECKPOINT, lang=lang, step=step))
+        try:
+            return json.loads(marker.read_text()).get("identity") == want
+        except (OSError, ValueError):
+            return False
+
+    def checkpoints_on_disk(self, lang: str) -> list[int]:
+        """Steps of the complete checkpoints of the configured run now on disk."""
+        if self.backend(lang) == "nanotron":
+            root = self.base / paths.fmt(paths.NANOTRON_CHECKPOINTS, lang=lang)
+            steps = [d.name for d in root.glob("*")]
+        else:
+            root = self.base / paths.fmt(paths.HF_CHECKPOINT, lang=lang, step=0).rsplit("/", 1)[0]
+            steps = [d.name.split("-", 1)[1] for d in root.glob("step-*")]
+        return sorted(int(s) for s in steps if s.isdigit() and self.checkpoint_current(lang, int(s)))
+
+    # ------------------------------------------------------------ targets
+
+    def eval_files(self, lang: str) -> list[str]:
+        lc = self.lang(lang)
+        models = self.checkpoint_models(lang) + lc["eval"]["baselines"]
+        return [paths.fmt(paths.EVAL, model=m, task=t) for m in models for t in lc["eval"]["tasks"]]
+
+    def evals_on_disk(self, lang: str) -> list[str]:
+        """``evals_<lang>``: every complete checkpoint on disk on the language's tasks."""
+        return [paths.fmt(paths.EVAL, model=f"{lang}-step{s}", task=t)
+                for s in self.checkpoints_on_disk(lang) for t in self.lang(lang)["eval"]["tasks"]]
+
+    def report_files(self, lang: str) -> dict:
+        return {**{ext: paths.fmt(paths.PROGRESSION, lang=lang, ext=ext)
+                   for ext in ("md", "csv", "png")},
+                "loss": paths.fmt(paths.LOSS_PNG, lang=lang)}
+
+    def compare_outputs(self, lang: str) -> dict:
+        return {**{ext: paths.fmt(paths.COMPARE, lang=lang, ext=ext) for ext in ("md", "csv", "png")},
+                **{f"delta_{ext}": paths.fmt(paths.SFT_DELTA, lang=lang, ext=ext)
+                   for ext in ("md", "csv")}}
+
+    def compare_files(self, lang: str) -> list[str]:
+        if not self.config.get("compare") or not self.posttrain_models(lang):
+            return []
+        return list(self.compare_outputs(lang).values())
+
+    def compare_tasks(self) -> list[str]:
+        """The columns of Table 7: task keys, or ``<task>/<subtask>`` of a group task."""
+        groups = self.config.get("compare", {}).get("groups", {})
+        return [t for tasks in groups.values() for t in tasks]
+
+    def delta_tasks(self) -> list[str]:
+        """Table 9's columns: those of Table 7 a base model can take (no chat template)."""
+        return [t for t in self.compare_tasks()
+                if not self.config["tasks"][task_of(t)]["chat_template"]]
+
+    def compare_evals(self, lang: str) -> list[str]:
+        spec = self._compare(lang)
+        pairs = {(m, task_of(t)) for m in spec["models"] for t in self.compare_tasks()}
+        pairs |= {(m, task_of(t)) for pair in spec["deltas"] for m in pair
+                  for t in spec["delta_tasks"]}
+        return sorted(paths.fmt(paths.EVAL, model=m, task=t) for m, t in pairs)
+
+    # ------------------------------------------------------------ job specs
+
+    def spec(self, rule: str, **wc) -> dict:
+        """Everything one job needs, its outputs included; ``keyed_on``: what else re-runs it."""
+        return getattr(self, f"_spec_{rule}")(**wc)
+
+    def spec_file(self, rule: str, **wc) -> str:
+        """The job's spec, written once under its content's hash (a changed spec is a changed
+        param, so the job re-runs); the path is what the rule hands its script."""
+        spec = self.spec(rule, **wc)
+        key = "-".join(str(v) for v in wc.values()) or rule
+        path = f"{paths.SPECS}/{rule}/{key}.{identity.fingerprint(spec)}.json"
+        if not (self.base / path).exists():
+            write_json(self.base / path, spec)
+        return path
+
+    def _spec_train_tokenizer(self, tokenizer):
+        t = self.config["tokenizers"][tokenizer]["train"]
+        srcs = self.config["sources"]
+        return {"sources": [{"name": s, "dir": self.source_dir(s), "glob": self.source_glob(s),
+                             "text_key": srcs[s]["text_key"]} for s in t["sources"]],
+                "vocab_size": t["vocab_size"], "min_frequency": t["min_frequency"],
+                "output": paths.fmt(paths.TOKENIZER, tokenizer=tokenizer)}
+
+    def _spec_tokenize(self, tokenizer, source):
+        tok = self.config["tokenizers"][tokenizer]
+        wc = {"tokenizer": tokenizer, "source": source}
+        return {"source": source, "input": self.source_dir(source), "glob": self.source_glob(source),
+                "text_key": self.config["sources"][source]["text_key"],
+                "tokenizer": self.tokenizer_ref(tokenizer),
+                "eos_token": tok["eos_token"] if "hub" in tok else data.EOS,
+                "output": paths.fmt(paths.TOKENIZED, **wc),
+                "stats": paths.fmt(paths.TOKENIZED_STATS, **wc),
+                "work_dir": paths.fmt(paths.TOKENIZE_WORK, **wc)}
+
+    def _spec_download(self, source):
+        e = self.hub_entry(source)
+        return {"repo_id": e["hub"]["repo_id"], "allow_patterns": e["hub"]["allow_patterns"],
+                "revision": e["hub"]["revision"], "local_dir": e["path"],
+                "manifest": paths.fmt(paths.DOWNLOAD, source=source)}
+
+    def _spec_prefetch(self):
+        cfg = self.config
+        hub = {t["hub"] for t in cfg["tokenizers"].values() if "hub" in t}
+        hub |= {b["model"] for b in cfg["baselines"].values()
+                if not os.path.isdir(self.base / b["model"])}
+        tasks = {t["lm_eval_task"] for t in cfg["tasks"].values() if not t.get("include_path")}
+        return {"models": sorted(hub), "tasks": sorted(tasks), "output": paths.PREFETCH}
+
+    def _mixture(self, lang):
+        lc = self.lang(lang)
+        return [{"source": s, "folder": d, "weight": w}
+                for (s, w), d in zip(lc["data"].items(), self.tokenized_dirs(lang))]
+
+    def _spec_pretrain(self, lang):
+        lc = self.lang(lang)
+        return {"lang": lang, **pretrain_spec(
+            lc["model"], lc["pretrain"], self._mixture(lang), self.tokenizer_ref(lc["tokenizer"]),
+            paths.fmt(paths.PRETRAIN_RUN, lang=lang), self.nodes(lang), self.nproc(lang))}
+
+    def _spec_nanotron_config(self, lang):
+        lc = self.lang(lang)
+        tok = self.config["tokenizers"][lc["tokenizer"]]
+        return {**self._spec_pretrain(lang),
+                "checkpoints_path": paths.fmt(paths.NANOTRON_CHECKPOINTS, lang=lang),
+                "tokenizer_vocab": tok.get("vocab_size", lc["model"]["vocab_size"]),
+                "output": paths.fmt(paths.NANOTRON_YAML, lang=lang)}
+
+    def _spec_pretrain_nanotron(self, lang):
+        nano = self.lang(lang)["pretrain"]["nanotron"]
+        return {"lang": lang, "config": paths.fmt(paths.NANOTRON_YAML, lang=lang),
+                "checkout": nano["checkout"], "nodes": nano["nodes"],
+                "gpus_per_node": nano["gpus_per_node"], "peak_tflops": nano["peak_tflops"],
+                "identity": self.pretrain_identity(lang),
+                "run_dir": paths.fmt(paths.PRETRAIN_RUN, lang=lang),
+                "log": paths.fmt(paths.NANOTRON_LOG, lang=lang),
+                "metrics": paths.fmt(paths.TRAIN_METRICS, lang=lang),
+                "summary": paths.fmt(paths.TRAIN_SUMMARY, lang=lang)}
+
+    def _spec_convert_checkpoint(self, lang, step):
+        lc = self.lang(lang)
+        return {"checkpoint": paths.fmt(paths.NANOTRON_STEP, lang=lang, step=step),
+                "output": paths.fmt(paths.CONVERTED, lang=lang, step=step),
+                "tokenizer": self.tokenizer_ref(lc["tokenizer"]),
+                "vocab_size": lc["model"]["vocab_size"], "dtype": "bfloat16",
+                "identity": self.pretrain_identity(lang)}
+
+    def _spec_evaluate(self, model, task):
+        t, e, m = self.config["tasks"][task], self.config["eval"], self.model(model)
+        return {"model": model, "model_path": m.path, "step": m.step, "task": task,
+                "lm_eval_task": t["lm_eval_task"], "include_path": t.get("include_path"),
+                "num_fewshot": t["num_fewshot"], "metric": t["metric"], "limit": t["limit"],
+                "apply_chat_template": t["chat_template"], "batch_size": e["batch_size"],
+                "max_batch_size": e["max_batch_size"], "device": e["device"], "dtype": e["dtype"],
+                "output": paths.fmt(paths.EVAL, model=model, task=task),
+                "keyed_on": {"model": self.model_identity(model), "versions": self.eval_versions()}}
+
+    def _spec_posttrain(self, name):
+        pc, chat = self.post[name], self.config["chat_data"]
+        return {"name": name, "method": pc["method"], "variant": pc.get("variant"),
+                "base": self.model(pc["base"]).path,
+                "datasets": [{"name": d, "path": chat[d]["path"], "format": chat[d]["format"]}
+                             for d in pc["data"]],
+                "chat_template": pc["chat_template"], "train": pc["train"],
+                "nodes": pc["nodes"], "nproc_per_node": pc["gpus_per_node"],
+                "run_dir": paths.fmt(paths.POSTTRAIN_RUN, name=name),
+                "model_dir": paths.fmt(paths.POSTTRAIN_MODEL, name=name),
+                "metrics": paths.fmt(paths.POSTTRAIN_METRICS, name=name),
+                "summary": paths.fmt(paths.POSTTRAIN_SUMMARY, name=name),
+                "keyed_on": {"base": self.model_identity(pc["base"])}}
+
+    def _column(self, ref: str, label: str | None = None) -> list:
+        task = task_of(ref)
+        t = self.config["tasks"][task]
+        return [ref, label or (t.get("label", task) if ref == task else ref), t["metric"]]
+
+    def _spec_report(self, lang):
+        return {"lang": lang, "columns": [self._column(t) for t in self.lang(lang)["eval"]["tasks"]],
+                "evals": self.eval_files(lang),
+                "train_metrics": paths.fmt(paths.TRAIN_METRICS, lang=lang),
+                "outputs": self.report_files(lang)}
+
+    def _compare(self, lang):
+        cmp = self.config.get("compare", {})
+        labels = cmp.get("labels", {})
+        sft = [n for n in self.posttrain_models(lang) if self.post[n]["method"] == "sft"]
+        return {"groups": {g: [self._column(t, labels.get(t)) for t in tasks]
+                           for g, tasks in cmp.get("groups", {}).items()},
+                "models": self.posttrain_models(lang) + cmp.get("baselines", []),
+                "deltas": [[n, self.post[n]["base"]] for n in sft],
+                "delta_tasks": self.delta_tasks()}
+
+    def _spec_compare(self, lang):
+        return {**self._compare(lang), "outputs": self.compare_outputs(lang)}
+
+    # ------------------------------------------------------------ environment of jobs
+
+    def job_env(self) -> dict:
+        """Set in the Snakemake process, inherited by every job: the hub offline when the config
+        says so, and this interpreter's bin/ first on PATH (jobs' ``python`` is the one that
+        runs Snakemake, e.g. the project's .venv, unless a conda env is activated)."""
+        env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent),
+                                        os.environ.get("PATH", "")])}
+        if self.config["offline"]:
+            env.update({v: os.environ.get(v, "1") for v in
+                        ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")})
+        return env
