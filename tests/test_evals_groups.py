@@ -1,7 +1,7 @@
 """zflow.evals: lm-eval groups (aggregate, no aggregate, nested) run for real on a tiny model.
 
 The model and its tokenizer are built here (random weights, a byte-level BPE trained on a few
-sentences); the tasks are tests/data/group_tasks, localized as workflow/scripts/run_lm_eval.py does.
+sentences); the tasks are tests/data/group_tasks, localized as the eval job does (evals.localize_tasks).
 Everything runs offline on the CPU in a few seconds.
 """
 
@@ -27,12 +27,6 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFL
 
 def rows(task: str) -> int:
     return sum(1 for line in (TASKS / ROWS[task]).read_text().splitlines() if line.strip())
-
-
-def _localize_tasks():
-    from run_lm_eval import localize_tasks
-
-    return localize_tasks
 
 
 def _tiny_model(d: Path) -> None:
@@ -75,7 +69,7 @@ def lm_eval_run(tmp_path_factory):
         model = tmp_path_factory.mktemp("tiny-llama")
         _tiny_model(model)
         tasks = tmp_path_factory.mktemp("tasks")
-        _localize_tasks()(TASKS, tasks)
+        evals.localize_tasks(TASKS, tasks)
         tm = TaskManager(include_path=str(tasks), include_defaults=False)
         cache: dict[str, dict] = {}
 

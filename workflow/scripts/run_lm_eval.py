@@ -15,60 +15,12 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from zflow import evals, identity
 from zflow.io import die, spec_cli, versions, write_json
-
-
-class _Function(str):
-    """An lm-eval ``!function module.attr`` tag, kept as it is through load and dump."""
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-_Loader.add_constructor("!function", lambda loader, node: _Function(loader.construct_scalar(node)))
-_Dumper.add_representer(_Function, lambda dumper, v: dumper.represent_scalar("!function", str(v)))
-
-
-def _absolute(files, folder: Path):
-    """``data_files`` (a path, a list, or split -> path or list) made absolute."""
-    if isinstance(files, str):
-        return files if os.path.isabs(files) else str((folder / files).resolve())
-    if isinstance(files, list):
-        return [_absolute(f, folder) for f in files]
-    if isinstance(files, dict):
-        return {k: _absolute(v, folder) for k, v in files.items()}
-    return files
-
-
-def localize_tasks(src: Path, dst: Path) -> None:
-    """Copy a task folder (YAMLs, include templates, !function helpers, data), turning relative
-    ``dataset_kwargs.data_files`` into absolute paths: lm-eval reads them from the job's CWD."""
-    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    for y in src.rglob("*"):
-        if not (y.is_file() and y.name.endswith("yaml")):  # lm-eval's _default_template_yaml too
-            continue
-        try:
-            doc = yaml.load(y.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
-        except (yaml.YAMLError, UnicodeDecodeError):  # YAMLs with other tags stay as they are
-            continue
-        kwargs = doc.get("dataset_kwargs") if isinstance(doc, dict) else None
-        if isinstance(kwargs, dict) and "data_files" in kwargs:
-            kwargs["data_files"] = _absolute(kwargs["data_files"], y.parent)
-            out = dst / y.relative_to(src)
-            out.write_text(yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True))
 
 
 def settings(spec: dict) -> dict:
@@ -97,7 +49,7 @@ def run_lm_eval(spec: dict, s: dict) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="zflow-tasks-") as tmp:
         if spec["include_path"]:
-            localize_tasks(Path(spec["include_path"]), Path(tmp))
+            evals.localize_tasks(Path(spec["include_path"]), Path(tmp))
             tm = TaskManager(include_path=tmp, include_defaults=False)
         else:
             tm = TaskManager()

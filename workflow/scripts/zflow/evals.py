@@ -35,7 +35,8 @@ from typing import Any
 
 import yaml
 
-__all__ = ["EvalError", "TaskLoader", "find_task_files", "summarize", "parse_column", "value", "read"]
+__all__ = ["EvalError", "TaskLoader", "find_task_files", "localize_tasks", "summarize",
+           "parse_column", "value", "read"]
 
 _IGNORE_DIRS = {"__pycache__", ".ipynb_checkpoints"}  # as lm_eval.tasks._index
 
@@ -48,19 +49,34 @@ class EvalError(ValueError):
 # Task / group YAMLs
 
 
+class Tagged(str):
+    """A tagged scalar such as ``!function utils.f``: a plain string that is dumped back with
+    its tag (``TaskDumper``)."""
+
+    tag = "!function"
+
+
 class TaskLoader(yaml.SafeLoader):
-    """Reads lm-eval YAMLs; tags such as ``!function utils.f`` are kept as plain values."""
+    """The one reader of lm-eval task YAMLs: tags are kept (scalars as ``Tagged``; tagged lists
+    and mappings as plain values)."""
+
+
+class TaskDumper(yaml.SafeDumper):
+    pass
 
 
 def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node):
     if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
+        value = Tagged(loader.construct_scalar(node))
+        value.tag = node.tag
+        return value
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
     return loader.construct_mapping(node, deep=True)
 
 
 TaskLoader.add_multi_constructor("!", _any_tag)
+TaskDumper.add_representer(Tagged, lambda dumper, v: dumper.represent_scalar(v.tag, str(v)))
 
 
 def _load(path: Path, seen: frozenset = frozenset()) -> dict:
@@ -121,6 +137,38 @@ def find_task_files(include_path: Path, name: str) -> list[Path]:
         if d is not None and isinstance(d[1], str) and d[1] == name:
             found.append(y)
     return found
+
+
+def _absolute(files, folder: Path):
+    """``data_files`` (a path, a list, or split -> path or list) made absolute."""
+    if isinstance(files, str):
+        return files if Path(files).is_absolute() else str((folder / files).resolve())
+    if isinstance(files, list):
+        return [_absolute(f, folder) for f in files]
+    if isinstance(files, dict):
+        return {k: _absolute(v, folder) for k, v in files.items()}
+    return files
+
+
+def localize_tasks(src: Path, dst: Path) -> None:
+    """Copy a task folder (YAMLs, include templates, !function helpers, data), turning relative
+    ``dataset_kwargs.data_files`` into absolute paths: lm-eval reads them from the job's CWD."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    for y in src.rglob("*"):
+        if not (y.is_file() and y.name.endswith("yaml")):  # lm-eval's _default_template_yaml too
+            continue
+        try:
+            doc = yaml.load(y.read_text(), Loader=TaskLoader)  # noqa: S506 - SafeLoader subclass
+        except (yaml.YAMLError, UnicodeDecodeError):  # not YAML: copied as it is
+            continue
+        kwargs = doc.get("dataset_kwargs") if isinstance(doc, dict) else None
+        if isinstance(kwargs, dict) and "data_files" in kwargs:
+            kwargs["data_files"] = _absolute(kwargs["data_files"], y.parent)
+            text = yaml.dump(doc, Dumper=TaskDumper, sort_keys=False, allow_unicode=True)
+            (dst / y.relative_to(src)).write_text(text)
 
 
 # ------------------------------------------------------------------------------------------------
