@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM := false
 TARGET ?= all
 CONFIG ?= config/config.yaml
 
-.PHONY: demo test venv lint fmt dag status bench run
+.PHONY: demo test venv lint fmt dag status bench run nanotron-env
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -86,3 +86,29 @@ bench: venv
 	$(PY) bench/bench_pretrain.py --tiny
 	@if $(PY) -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then \
 	  $(PY) bench/bench_pretrain.py; else echo "no GPU: bench_pretrain.py (0.4B) skipped"; fi
+
+# The nanotron environment of the pretrain_nanotron jobs, built on a GPU node (conda, CUDA 12):
+# `make nanotron-env` only prints the commands; `make nanotron-env NANOTRON_DIR=/shared/nanotron`
+# runs them (NANOTRON_ENV: the environment's prefix, default <NANOTRON_DIR>-env). Then set
+# `pretrain.nanotron.checkout` to NANOTRON_DIR and run the pretrain_nanotron jobs with that
+# environment's python. Never built here (no GPU): see envs/nanotron.yaml.
+NANOTRON_COMMIT := d22eb80973cd7906afc975262c1725d34322037e
+NANOTRON_ENV ?= $(if $(NANOTRON_DIR),$(NANOTRON_DIR)-env,$${NANOTRON_DIR}-env)
+NANOTRON_CHECKOUT = $(or $(NANOTRON_DIR),$${NANOTRON_DIR})
+define NANOTRON_STEPS
+test -d $(NANOTRON_CHECKOUT)/.git || git clone https://github.com/huggingface/nanotron $(NANOTRON_CHECKOUT)
+git -C $(NANOTRON_CHECKOUT) checkout --detach $(NANOTRON_COMMIT)
+conda env create -p $(NANOTRON_ENV) -f $(CURDIR)/envs/nanotron.yaml
+$(NANOTRON_ENV)/bin/pip install --no-deps -e $(NANOTRON_CHECKOUT)
+$(NANOTRON_ENV)/bin/pip install flash-attn==2.6.3 --no-build-isolation
+$(NANOTRON_ENV)/bin/python -c 'import sys; sys.path.insert(0, sys.argv[1]); from zflow import nanotron as n; d = sys.argv[2]; p = [x for x in (n.checkout_problem(d), n.nanotron_problem(d), n.datatrove_problem()) if x]; print("\n".join(p) or "nanotron environment OK"); sys.exit(bool(p))' $(CURDIR)/workflow/scripts $(NANOTRON_CHECKOUT)
+endef
+export NANOTRON_STEPS
+
+nanotron-env:
+ifdef NANOTRON_DIR
+	bash -euxc "$$NANOTRON_STEPS"
+else
+	@echo "# On a GPU node with conda (nothing is run; NANOTRON_DIR=<path> runs these):"
+	@printf '%s\n' "$$NANOTRON_STEPS"
+endif

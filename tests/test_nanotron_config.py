@@ -47,7 +47,8 @@ def test_italian_config_equals_the_seed_field_for_field():
     diff = {k: (fg[k], fs[k]) for k in fs if fg[k] != fs[k] and k not in PATHS}
     assert not diff, diff
     assert gen["checkpoints"]["resume_checkpoint_path"] == gen["checkpoints"]["checkpoints_path"]
-    # one data stage, the seed's ten folders in order, explicit weights summing to 1
+    # one data stage, the seed's ten folders in order, explicit weights summing to 1 (the
+    # seed has none: uniform; test_equal_weights_reproduce_the_seeds_uniform_mixture)
     assert len(g_stage) == 1 and len(s_stage) == 1
     g, s = g_stage[0], s_stage[0]
     assert (g["name"], g["start_training_step"]) == (s["name"], s["start_training_step"])
@@ -125,3 +126,53 @@ def test_preflight_vocab_and_unknown_key(tmp_path):
     errors = nanotron.preflight(cfg, 64, tokenizer_vocab=128000, check_folders=False)
     assert "unknown nanotron key 'model.model_config.rope_thetta'" in errors
     assert any("vocab_size=128256 but the tokenizer has 128000" in e for e in errors)
+
+
+def test_dataset_weights_always_written_and_normalised():
+    for lang in ("ita", "spa", "por", "fra"):
+        spec = prod_spec(lang)
+        ds = generated(lang)["data_stages"][0]["data"]["dataset"]
+        total = sum(d["weight"] for d in spec["data"])
+        assert ds["dataset_weights"] == pytest.approx([d["weight"] / total for d in spec["data"]])
+        assert sum(ds["dataset_weights"]) == pytest.approx(1.0)
+
+
+def test_equal_weights_reproduce_the_seeds_uniform_mixture():
+    # the seed sets no dataset_weights: nanotron (d22eb809, get_tb_datasets) then samples its
+    # ten folders uniformly; equal weights in languages.ita.data write that mixture explicitly
+    from nanotron_config import build
+
+    spec = prod_spec()
+    spec["data"] = [{**d, "weight": 2.5} for d in spec["data"]]
+    ds = build(spec)["data_stages"][0]["data"]["dataset"]
+    assert "dataset_weights" not in SEED["data_stages"][0]["data"]["dataset"]
+    assert ds["dataset_weights"] == pytest.approx([0.1] * 10)
+    seed_folders = SEED["data_stages"][0]["data"]["dataset"]["dataset_folder"]
+    assert len(ds["dataset_folder"]) == len(seed_folders)
+
+
+def test_final_state_saved_only_when_the_last_step_is_no_checkpoint_step():
+    assert SEED["checkpoints"]["save_final_state"] is False
+    assert generated("ita")["checkpoints"]["save_final_state"] is False  # 2,000,000 / 5,000
+    por = prod_spec("por")["pretrain"]
+    assert por["train_steps"] % por["checkpoint_interval"]  # 2,000,000 / 3,000
+    assert generated("por")["checkpoints"]["save_final_state"] is True
+    for lang in ("spa", "fra"):
+        assert generated(lang)["checkpoints"]["save_final_state"] is False
+
+
+def test_key_list_mirrors_the_pinned_nanotron():
+    cfg = generated()
+    cfg["model"]["model_config"]["attention_bias"] = False
+    cfg["model"]["model_config"]["z_loss_enabled"] = False
+    cfg["optimizer"]["weight_decay_exclude_named_params"] = []
+    cfg["parallelism"]["context_parallel_size"] = 1
+    cfg["metrics_logging"] = {"log_level": 0, "log_detail_interval": 10}
+    cfg["data_stages"][0]["data"]["dataset"]["shuffle_files"] = False
+    assert nanotron.unknown_keys(cfg) == []
+    cfg["model"]["model_config"]["attention_bais"] = False
+    cfg["model"]["init_method"]["sdt"] = 0.02
+    cfg["data_stages"][0]["sequence_length"] = 4096  # nanotron main has it, d22eb809 not
+    assert nanotron.unknown_keys(cfg) == ["model.init_method.sdt",
+                                          "model.model_config.attention_bais",
+                                          "data_stages[0].sequence_length"]

@@ -4,7 +4,10 @@ Pre-flight (each failure is one line naming the key or folder): unknown nanotron
 dp*tp*pp against the job's GPUs, heads against tp, vocab sizes, every tokenized folder's
 tokenizer name (nanotron loads it by name) and sample count against weight x train steps x
 global batch. ``checkpoints.resume_checkpoint_path`` is the checkpoints root, so re-running
-the launch after a Slurm time limit resumes from ``latest.txt``.
+the launch after a Slurm time limit resumes from ``latest.txt``. ``dataset_weights`` is always
+written (normalised), ``save_final_state`` whenever the last step is no checkpoint step. The
+keys are those of the nanotron the workflow pins (zflow.nanotron.NANOTRON_COMMIT); the launch
+environment is checked by the pretrain_nanotron job (nanotron_train.py).
 """
 
 from __future__ import annotations

@@ -5,7 +5,14 @@ profile), rendezvous on the allocation's first node. nanotron resumes from ``lat
 the checkpoints root, so re-running after a time limit continues the run; the run directory's
 ``run.json`` (zflow.identity) holds the run's identity, and checkpoints of other settings are
 moved aside first. Offline by default (HF_*_OFFLINE, WANDB_MODE=disabled) and DEBUG_DL=0 for
-local dataset folders, as nanotron main needs.
+local dataset folders, as nanotron needs.
+
+Before torchrun starts, in seconds and all in one error (zflow.nanotron.environment_problems):
+the checkout (run_train.py, not a nanotron whose Llama init crashes), ``import nanotron`` and
+flash-attn, datatrove's DatatroveFolderDataset signature against the keywords nanotron passes,
+and the tokenizer loading offline. A run whose ``latest.txt`` already reached ``train_steps`` is
+not launched (nanotron would refuse it: ``train_steps > last_train_step``): the job only writes
+the metrics and summary from the existing log.
 """
 
 from __future__ import annotations
@@ -31,8 +38,6 @@ def claim_checkpoints(run_dir: Path, ident: str, folders) -> None:
 
 def launch_nanotron(spec: dict) -> None:
     run_train = Path(spec["checkout"]) / "run_train.py"
-    if not run_train.exists():
-        die(f"pretrain.nanotron.checkout: no run_train.py in {spec['checkout']}")
     env = dict(os.environ, CUDA_DEVICE_MAX_CONNECTIONS="1", DEBUG_DL="0", WANDB_MODE="disabled",
                HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     cmd = launch.command([str(run_train), "--config-file", spec["config"]], spec["nodes"],
@@ -63,10 +68,22 @@ def main(argv=None):
     cfg = yaml.safe_load(Path(spec["config"]).read_text())
     folders = cfg["data_stages"][-1]["data"]["dataset"]["dataset_folder"]
     claim_checkpoints(Path(spec["run_dir"]), spec["identity"], folders)
-    launch_nanotron(spec)
-    with open(spec["log"], errors="replace") as f:
-        rows = nanotron.parse_log(f, spec["peak_tflops"])
     root = Path(cfg["checkpoints"]["checkpoints_path"])
+    train_steps = cfg["tokens"]["train_steps"]
+    last = nanotron.finished_step(root)
+    if last is not None and last >= train_steps:
+        print(f"nanotron not launched: {root}/latest.txt is at step {last} and train_steps is "
+              f"{train_steps}, so the run is finished (nanotron would refuse to resume it); "
+              f"metrics and summary from {spec['log']}", flush=True)
+    else:
+        problems = nanotron.environment_problems(spec, cfg)
+        if problems:
+            die("nanotron would not start; nothing was launched:\n  - " + "\n  - ".join(problems))
+        launch_nanotron(spec)
+    rows = []
+    if Path(spec["log"]).exists():
+        with open(spec["log"], errors="replace") as f:
+            rows = nanotron.parse_log(f, spec["peak_tflops"])
     steps = complete_steps(root)
     write_text(spec["metrics"], metrics.to_csv(nanotron.metrics_rows(rows), metrics.PRETRAIN))
     write_json(spec["summary"], {

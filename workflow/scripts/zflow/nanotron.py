@@ -1,7 +1,8 @@
 """nanotron files without nanotron: its checkpoint layout, its YAML config, its log lines.
 
 nanotron itself needs CUDA + flash-attn even to import its config module, so everything here
-reads and writes the files directly (layout facts: docs/nanotron.md in the field notes).
+reads and writes the files directly (layout facts: docs/nanotron.md in the field notes), and checks
+the environment a nanotron job launches in (the pinned nanotron and datatrove commits below).
 """
 
 from __future__ import annotations
@@ -277,44 +278,84 @@ def metrics_rows(log_rows: list[dict]) -> list[dict]:
     return out
 
 
+# ---------------------------------------------------------------- the nanotron we run
+
+# The nanotron commit the workflow is written against (README "Install nanotron", `make
+# nanotron-env`, envs/nanotron.yaml). 2025-04-14, "can only merge to main from dev (#348)": it
+# has the TokenizedBytes data loader of 2025-04-10 and still initialises a new Llama. Its
+# successor 37cc8b0c (2025-04-18) makes StandardParametrizator read
+# config.model.init_method.std while LlamaForTraining.init_model_randomly still passes it
+# config.model, so every later commit up to main (2411b022) dies before step 1.
+NANOTRON_COMMIT = "d22eb80973cd7906afc975262c1725d34322037e"
+# The datatrove it needs: the head of datatrove's branch nouamane/avoid-s3 (2025-04-10). Its
+# DatatroveFolderDataset takes read_path (since 966dccf1) and matched_files / file_sizes (since
+# 5bb7c9f7), which nanotron passes; the branch's 01a900e0 (2025-04-02) lacks all three, and
+# PyPI's 0.5-0.10 call the first parameter data_folder (datatrove issue 374).
+DATATROVE_COMMIT = "2c895af7a95010a96fa53e2dc77cc0ce92799e3f"
+DATATROVE_PIP = f"datatrove @ git+https://github.com/huggingface/datatrove@{DATATROVE_COMMIT}"
+# The keywords nanotron passes to DatatroveFolderDataset: TokenizedBytesFolderDataset's
+# super().__init__ (src/nanotron/data/tokenized_bytes.py:419 at NANOTRON_COMMIT, the loader
+# run_train.py uses for dataset_folder stages).
+DATATROVE_KEYWORDS = ("folder_path", "seq_len", "filename_pattern", "recursive", "token_size",
+                      "max_tokens", "shuffle", "seed", "return_positions", "eos_token_id",
+                      "read_path", "matched_files", "file_sizes")
+
 # ---------------------------------------------------------------- YAML config
 
-# Every key nanotron main accepts (dacite strict=True): anything else is refused up front,
-# because a misspelled model_config key silently selects another model class there.
+# Every key nanotron accepts (dacite strict=True), mirrored from the config dataclasses at
+# NANOTRON_COMMIT (d22eb809): src/nanotron/config/config.py, models_config.py (LlamaConfig,
+# RandomInit / SpectralMupInit / ExistingCheckpointInit), parallelism_config.py,
+# lighteval_config.py (top level only). Anything else is refused up front, because a misspelled
+# model_config key silently selects another model class there. (data_stages[].sequence_length
+# came later: main has it, the pin does not.)
 KNOWN_KEYS = {
-    "": {"general", "checkpoints", "logging", "parallelism", "model", "tokenizer", "tokens",
-         "optimizer", "data_stages", "profiler", "lighteval", "s3_upload", "metrics_logging"},
+    "": {"general", "checkpoints", "logging", "metrics_logging", "parallelism", "model",
+         "tokenizer", "tokens", "optimizer", "data_stages", "profiler", "lighteval", "s3_upload"},
     "general": {"project", "run", "seed", "step", "consumed_train_samples", "benchmark_csv_path",
                 "ignore_sanity_checks"},
     "checkpoints": {"checkpoints_path", "checkpoint_interval", "save_initial_state",
                     "save_final_state", "resume_checkpoint_path", "load_lr_scheduler",
                     "load_optimizer", "checkpoints_path_is_shared_file_system"},
     "logging": {"iteration_step_info_interval", "log_level", "log_level_replica"},
+    "metrics_logging": {"log_level", "log_detail_interval"},
     "parallelism": {"dp", "pp", "tp", "pp_engine", "tp_mode", "tp_linear_async_communication",
-                    "recompute_layer", "tp_recompute_allgather", "expert_parallel_size",
-                    "context_parallel_size"},
+                    "recompute_layer", "moe_layer_recompute", "tp_recompute_allgather",
+                    "expert_parallel_size", "context_parallel_size"},
     "model": {"model_config", "init_method", "dtype", "make_vocab_size_divisible_by",
               "ddp_bucket_cap_mb"},
+    "model.init_method": {"std", "use_mup", "path"},
     "model.model_config": {"bos_token_id", "eos_token_id", "hidden_act", "hidden_size",
                            "initializer_range", "intermediate_size", "is_llama_config",
                            "max_position_embeddings", "num_attention_heads", "num_hidden_layers",
-                           "num_key_value_heads", "pad_token_id", "pretraining_tp", "rms_norm_eps",
-                           "rope_scaling", "rope_theta", "rope_interleaved",
-                           "tie_word_embeddings", "use_cache", "vocab_size"},
+                           "attention_bias", "num_key_value_heads", "pad_token_id",
+                           "pretraining_tp", "rms_norm_eps", "rope_scaling", "rope_theta",
+                           "rope_interleaved", "tie_word_embeddings", "use_cache", "vocab_size",
+                           "_attn_implementation", "z_loss_enabled", "z_loss_coefficient"},
     "tokenizer": {"tokenizer_name_or_path", "tokenizer_revision", "tokenizer_max_length"},
     "tokens": {"sequence_length", "train_steps", "micro_batch_size",
                "batch_accumulation_per_replica", "val_check_interval", "limit_val_batches",
                "limit_test_batches"},
     "optimizer": {"optimizer_factory", "zero_stage", "weight_decay", "clip_grad",
-                  "accumulate_grad_in_fp32", "learning_rate_scheduler"},
+                  "accumulate_grad_in_fp32", "learning_rate_scheduler",
+                  "weight_decay_exclude_named_params"},
     "optimizer.optimizer_factory": {"name", "adam_beta1", "adam_beta2", "adam_eps",
                                     "torch_adam_is_fused"},
     "optimizer.learning_rate_scheduler": {"learning_rate", "lr_warmup_steps", "lr_warmup_style",
                                           "lr_decay_style", "lr_decay_steps",
                                           "lr_decay_starting_step", "min_decay_lr"},
+    "profiler": {"profiler_export_path", "wait", "warmup", "active", "repeat", "skip_first",
+                 "record_shapes", "profile_memory", "with_stack", "export_chrome_trace"},
+    "s3_upload": {"upload_s3_path", "remove_after_upload", "s5cmd_numworkers",
+                  "s5cmd_concurrency", "s5cmd_path"},
+    "lighteval": {"slurm_template", "slurm_script_dir", "checkpoints_path", "parallelism",
+                  "batch_size", "generation", "tasks", "logging", "wandb"},
 }
+STAGE_KEYS = {"name", "start_training_step", "data"}  # DatasetStageArgs
+DATA_KEYS = {"dataset", "seed", "num_loading_workers"}  # DataArgs
 DATASET_KEYS = {"dataset_folder", "dataset_weights", "dataset_read_path", "tokenizer_name",
-                "vocab_size", "token_size_in_bytes"}
+                "vocab_size", "token_size_in_bytes", "return_positions", "skip_in_stream",
+                "pad_samples_to_global_batch_size", "dataset_max_tokens", "shuffle_files",
+                "use_old_brrr_dataloader"}  # NanosetDatasetsArgs
 
 
 def unknown_keys(cfg: dict) -> list[str]:
@@ -326,10 +367,9 @@ def unknown_keys(cfg: dict) -> list[str]:
         if isinstance(node, dict):
             bad += [f"{section + '.' if section else ''}{k}" for k in node if k not in allowed]
     for i, stage in enumerate(cfg.get("data_stages") or []):
-        bad += [f"data_stages[{i}].{k}" for k in stage if k not in {"name", "start_training_step", "data"}]
+        bad += [f"data_stages[{i}].{k}" for k in stage if k not in STAGE_KEYS]
         data = stage.get("data", {})
-        bad += [f"data_stages[{i}].data.{k}" for k in data
-                if k not in {"dataset", "seed", "num_loading_workers"}]
+        bad += [f"data_stages[{i}].data.{k}" for k in data if k not in DATA_KEYS]
         bad += [f"data_stages[{i}].data.dataset.{k}" for k in data.get("dataset", {})
                 if k not in DATASET_KEYS]
     return bad
@@ -337,11 +377,15 @@ def unknown_keys(cfg: dict) -> list[str]:
 
 def make_config(*, model: dict, pretrain: dict, nano: dict, tokenizer: str, folders: list[str],
                 weights: list[float], checkpoints_path: str, run: str, project: str) -> dict:
-    """The nanotron YAML (as a dict) for one language: one data stage, auto-resume."""
-    dataset = {"dataset_folder": list(folders)}
-    if len(set(weights)) > 1:  # equal weights: nanotron's default, as in the seed
-        total = sum(weights)
-        dataset["dataset_weights"] = [w / total for w in weights]
+    """The nanotron YAML (as a dict) for one language: one data stage, auto-resume.
+
+    ``dataset_weights`` is always written, normalised: the mixture the run samples is the one in
+    the file. (Without it nanotron samples the folders uniformly, get_tb_datasets at the pin;
+    the seed's config relies on that. Equal weights in ``languages.<l>.data`` reproduce it.)
+    ``save_final_state`` only when the last step is not a checkpoint step anyway: the workflow
+    converts and evaluates ``train_steps`` (the seed's 2,000,000 / 5,000 keeps it false)."""
+    total = sum(weights)
+    dataset = {"dataset_folder": list(folders), "dataset_weights": [w / total for w in weights]}
     return {
         "checkpoints": {
             "checkpoint_interval": pretrain["checkpoint_interval"],
@@ -349,7 +393,7 @@ def make_config(*, model: dict, pretrain: dict, nano: dict, tokenizer: str, fold
             "checkpoints_path_is_shared_file_system": nano["shared_file_system"],
             # the checkpoints root: nanotron follows latest.txt, so a re-run resumes
             "resume_checkpoint_path": checkpoints_path,
-            "save_final_state": False,
+            "save_final_state": bool(pretrain["train_steps"] % pretrain["checkpoint_interval"]),
             "save_initial_state": False,
         },
         "data_stages": [{
@@ -463,3 +507,113 @@ def preflight(cfg: dict, world_size: int, tokenizer_vocab: int | None = None,
             errors.append(f"{folder}: {n} samples of {tok['sequence_length'] + 1} tokens, but weight "
                           f"{w:.4g} x {tok['train_steps']} steps x global batch {gbs} needs {need}")
     return errors
+
+
+# ---------------------------------------------------------------- the launch environment
+
+def finished_step(root) -> int | None:
+    """The step in ``latest.txt`` of a checkpoints root (None: no run there yet)."""
+    try:
+        return int((Path(root) / "latest.txt").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+def checkout_problem(checkout) -> str | None:
+    """The checkout has run_train.py, and not the Llama init that dies before step 1."""
+    root = Path(checkout)
+    fix = (f"check out nanotron {NANOTRON_COMMIT[:8]} there (`make nanotron-env "
+           f"NANOTRON_DIR={checkout}` builds it; without NANOTRON_DIR it prints the commands)")
+    if not (root / "run_train.py").exists():
+        return f"pretrain.nanotron.checkout: no run_train.py in {checkout}: {fix}"
+    llama = root / "src/nanotron/models/llama.py"
+    param = root / "src/nanotron/scaling/parametrization.py"
+    if llama.exists() and param.exists() and \
+            "parametrizator_cls(config=config.model)" in llama.read_text() and \
+            "config.model.init_method.std" in param.read_text():
+        return (f"pretrain.nanotron.checkout: {checkout} is a nanotron whose new Llama dies "
+                "before step 1 (init_model_randomly passes config.model, StandardParametrizator "
+                f"reads config.model.init_method.std: nanotron 37cc8b0c and later): {fix}")
+    return None
+
+
+def nanotron_problem(checkout=None) -> str | None:
+    """nanotron (and the flash-attn its Llama imports) import here, from the checkout."""
+    fix = (f"build the nanotron environment (`make nanotron-env NANOTRON_DIR=<checkout>`: "
+           f"nanotron {NANOTRON_COMMIT[:8]}, flash-attn, datatrove {DATATROVE_COMMIT[:8]}; "
+           "envs/nanotron.yaml) and run this job in it")
+    try:
+        import nanotron
+    except Exception as e:  # noqa: BLE001 - any import failure is the same problem
+        return f"nanotron is not importable ({_first_line(e)}): {fix}"
+    try:
+        import flash_attn  # noqa: F401
+    except Exception as e:  # noqa: BLE001
+        return f"flash-attn is not importable ({_first_line(e)}), nanotron's Llama needs it: {fix}"
+    where = Path(nanotron.__file__).resolve()
+    if checkout and Path(checkout).resolve() not in where.parents:
+        return (f"nanotron is imported from {where.parent}, not from the checkout {checkout} "
+                f"whose run_train.py is launched: pip install --no-deps -e {checkout}")
+    return None
+
+
+def datatrove_problem() -> str | None:
+    """datatrove's DatatroveFolderDataset takes every keyword nanotron passes it."""
+    import inspect
+
+    fix = f"pip install '{DATATROVE_PIP}'"
+    try:
+        from datatrove.utils.dataset import DatatroveFolderDataset
+    except Exception as e:  # noqa: BLE001
+        return f"datatrove's DatatroveFolderDataset is not importable ({_first_line(e)}): {fix}"
+    params = inspect.signature(DatatroveFolderDataset.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    missing = [k for k in DATATROVE_KEYWORDS if k not in params]
+    if not missing:
+        return None
+    try:
+        from importlib.metadata import version
+
+        have = f"datatrove {version('datatrove')}"
+    except Exception:  # noqa: BLE001
+        have = "the installed datatrove"
+    return (f"{have}: DatatroveFolderDataset takes no {', '.join(missing)}, which nanotron "
+            f"{NANOTRON_COMMIT[:8]} passes (TypeError when it builds the data loader): {fix}")
+
+
+def hub_cache() -> str:
+    """The hub cache a fresh process would use (huggingface_hub reads it at import)."""
+    import os
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface")
+    return os.path.join(home, "hub")
+
+
+def tokenizer_problem(name: str) -> str | None:
+    """The config's tokenizer loads offline: nanotron calls AutoTokenizer.from_pretrained(name)
+    when it reads the config, and the job runs with HF_HUB_OFFLINE=1."""
+    try:
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(name, local_files_only=True, cache_dir=hub_cache())
+    except Exception as e:  # noqa: BLE001
+        return (f"tokenizer '{name}' does not load offline from {hub_cache()} ({_first_line(e)}): "
+                "run `snakemake prefetch` on a node with hub access (with this HF_HOME)")
+    return None
+
+
+def environment_problems(spec: dict, cfg: dict) -> list[str]:
+    """What would stop nanotron before step 1 (hours into a queue), found in seconds, all of it
+    at once: the checkout, nanotron itself, datatrove's signature, the tokenizer offline."""
+    checks = [checkout_problem(spec["checkout"]), nanotron_problem(spec["checkout"]),
+              datatrove_problem(), tokenizer_problem(cfg["tokenizer"]["tokenizer_name_or_path"])]
+    return [p for p in checks if p]
