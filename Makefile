@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM := false
 TARGET ?= all
 CONFIG ?= config/config.yaml
 
-.PHONY: demo test venv lint fmt dag status bench run nanotron-env
+.PHONY: demo test venv lint fmt dag status plan bench run nanotron-env
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -77,6 +77,13 @@ status: venv
 	@awk '/^Job stats:/ && !s {p=1; s=1} p && /^$$/ {p=0} p' $(DAG_DIR).status.log
 	@sed -n '/^Reasons:/,/^This was a dry-run/p' $(DAG_DIR).status.log | grep -v '^This was a dry-run' || true
 	@grep -q 'Nothing to be done' $(DAG_DIR).status.log && echo "nothing to do: $(TARGET) is up to date" || true
+
+# What TARGET would cost, from a dry run (only the stale jobs): per rule and in total, tokens,
+# GPU-hours, CPU-hours, disk and wall time, with the config's `cost` figures and their sources.
+# `make plan TARGET=all_ita CONFIG=config/zagreus.yaml [PROFILE=slurm]`: --configfile and
+# --profile only when given (as `make run`); ARGS: more options of workflow/scripts/cost_plan.py.
+plan: venv
+	@$(PY) workflow/scripts/cost_plan.py --target $(TARGET)$(if $(filter-out file,$(origin CONFIG)), --configfile $(CONFIG))$(if $(filter-out file,$(origin PROFILE)), --profile $(PROFILE)) $(ARGS)
 
 # Benchmarks: each prints a table and writes it into docs/performance.md.
 # The pretraining one needs a GPU (`python bench/bench_pretrain.py` on the GPU machine).
