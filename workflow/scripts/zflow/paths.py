@@ -18,12 +18,13 @@ TOKENIZE_WORK = "results/logs/tokenize/{tokenizer}/{source}"  # resumable datatr
 
 # pretraining (both backends)
 PRETRAIN_RUN = "results/pretrain/{lang}"
-TRAIN_METRICS = "results/pretrain/{lang}/train_metrics.csv"  # PRETRAIN_RUN/RUN_METRICS
-TRAIN_SUMMARY = "results/pretrain/{lang}/train_summary.json"  # PRETRAIN_RUN/RUN_SUMMARY
-HF_CHECKPOINT = "results/pretrain/{lang}/checkpoints/step-{step}"
-NANOTRON_YAML = "results/pretrain/{lang}/nanotron.yaml"
+TRAIN_METRICS = PRETRAIN_RUN + "/train_metrics.csv"
+TRAIN_SUMMARY = PRETRAIN_RUN + "/train_summary.json"
+HF_CHECKPOINTS = PRETRAIN_RUN + "/checkpoints"
+HF_CHECKPOINT = HF_CHECKPOINTS + "/step-{step}"
+NANOTRON_YAML = PRETRAIN_RUN + "/nanotron.yaml"
 NANOTRON_LOG = "results/logs/pretrain/{lang}.nanotron.log"
-NANOTRON_CHECKPOINTS = "results/pretrain/{lang}/nanotron_checkpoints"
+NANOTRON_CHECKPOINTS = PRETRAIN_RUN + "/nanotron_checkpoints"
 NANOTRON_STEP = NANOTRON_CHECKPOINTS + "/{step}"
 CONVERTED = "results/models/{lang}-step{step}"
 
@@ -54,12 +55,15 @@ SUPERSEDED = "superseded"  # runs of other settings, moved aside, never deleted
 MARKER = "zflow_checkpoint.json"  # in every HF checkpoint / converted model: step, identity
 POSTTRAIN_META = "zflow_posttrain.json"  # in every post-trained model directory
 STATE_METRICS = "state/metrics.csv"  # appended while training; copied to the metrics output
-RUN_METRICS = "train_metrics.csv"
-RUN_SUMMARY = "train_summary.json"
 
 
 def fmt(pattern: str, **wildcards) -> str:
     return pattern.format(**wildcards)
+
+
+def in_run(pattern: str, run_dir: str) -> str:
+    """A pretraining path (TRAIN_METRICS, ...) inside another run directory (tests, benchmarks)."""
+    return run_dir + pattern[len(PRETRAIN_RUN):]
 
 
 def marker(model_dir: str) -> str:

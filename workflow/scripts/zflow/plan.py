@@ -71,8 +71,8 @@ def pretrain_spec(model: dict, pretrain: dict, data: list, tokenizer: str, run_d
     return {"model": model, "pretrain": pretrain, "data": data, "tokenizer": tokenizer,
             "nodes": nodes, "nproc_per_node": nproc,
             "identity": pretrain_identity(model, pretrain, data, tokenizer, nodes * nproc),
-            "run_dir": run_dir, "metrics": f"{run_dir}/{paths.RUN_METRICS}",
-            "summary": f"{run_dir}/{paths.RUN_SUMMARY}"}
+            "run_dir": run_dir, "metrics": paths.in_run(paths.TRAIN_METRICS, run_dir),
+            "summary": paths.in_run(paths.TRAIN_SUMMARY, run_dir)}
 
 
 class Plan:
@@ -251,7 +251,7 @@ class Plan:
             root = self.base / paths.fmt(paths.NANOTRON_CHECKPOINTS, lang=lang)
             steps = [d.name for d in root.glob("*")]
         else:
-            root = self.base / paths.fmt(paths.HF_CHECKPOINT, lang=lang, step=0).rsplit("/", 1)[0]
+            root = self.base / paths.fmt(paths.HF_CHECKPOINTS, lang=lang)
             steps = [d.name.split("-", 1)[1] for d in root.glob("step-*")]
         return sorted(int(s) for s in steps if s.isdigit() and self.checkpoint_current(lang, int(s)))
 
