@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import REPO, copy_workflow, env, snakemake
 from test_production_dag import jobs as dry_run_jobs
-from zflow import cost, identity, paths, schema
+from zflow import cost, identity, paths, schedule, schema
 from zflow.cost import Job
 from zflow.plan import ConfigError, Plan
 
@@ -28,10 +28,10 @@ def test_plain_arithmetic():
     assert cost.pretrain_tokens(10, 4, 2, 8, 128) == 10 * 4 * 2 * 8 * 128
     assert cost.hours(7_200_000, 1000) == 2.0  # 7.2M tokens at 1000/s = 7200 s
     assert cost.wall(8.0, 4) == 2.0 and cost.wall(None, 4) is None
-    assert cost.checkpoints_saved(0, 300, 50) == [50, 100, 150, 200, 250, 300]
-    assert cost.checkpoints_saved(150, 300, 50) == [200, 250, 300]
-    assert cost.checkpoints_saved(300, 300, 50) == []
-    por = cost.checkpoints_saved(0, 2_000_000, 3000)  # the final state is saved too
+    assert schedule.saved_steps(300, 50) == [50, 100, 150, 200, 250, 300]
+    assert schedule.saved_steps(300, 50, after=150) == [200, 250, 300]
+    assert schedule.saved_steps(300, 50, after=300) == []
+    por = schedule.saved_steps(2_000_000, 3000)  # the final state is saved too
     assert len(por) == 666 + 1 and por[-2:] == [1_998_000, 2_000_000]
     assert cost.token_bytes(4096) == 2 and cost.token_bytes(128256) == 4
 

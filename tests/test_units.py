@@ -156,3 +156,13 @@ def test_both_backends_write_one_metrics_schema():
     assert [r["elapsed_s"] for r in rows] == [0.25, 0.5]
     text = metrics.to_csv(rows, metrics.PRETRAIN)
     assert text.splitlines()[0] == ",".join(metrics.PRETRAIN)
+
+
+def test_saved_steps_and_is_saved_agree():
+    from zflow.schedule import is_saved, saved_steps
+
+    for train_steps, interval in ((300, 50), (310, 50), (7, 10)):
+        pre = {"train_steps": train_steps, "checkpoint_interval": interval}
+        assert [s for s in range(1, train_steps + 20) if is_saved(s, pre)] == \
+            saved_steps(train_steps, interval)
+    assert saved_steps(310, 50) == [50, 100, 150, 200, 250, 300, 310]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from zflow.data import parquet_files
 from zflow.evals import find_task_files
+from zflow.schedule import is_saved
 from zflow.schema import ConfigError
 
 __all__ = ["ConfigError", "check"]
@@ -111,7 +112,7 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
         for step in lc["eval"]["checkpoints"]:
             if step > p["train_steps"]:
                 errors.append(f"{pre}.eval.checkpoints: step {step} is beyond pretrain.train_steps ({p['train_steps']})")
-            elif step % p["checkpoint_interval"] and step != p["train_steps"]:
+            elif not is_saved(step, p):
                 errors.append(
                     f"{pre}.eval.checkpoints: step {step} is not saved (not a multiple of "
                     f"pretrain.checkpoint_interval={p['checkpoint_interval']} nor train_steps)"
@@ -146,7 +147,7 @@ def saved_step(config: dict, model: str) -> str | None:
         return f"'{model}' is not <lang>-step<N> for a configured language"
     p = config["languages"][m.group(1)]["pretrain"]
     step = int(m.group(2))
-    if step > p["train_steps"] or (step % p["checkpoint_interval"] and step != p["train_steps"]):
+    if not is_saved(step, p):
         return f"step {step} of '{m.group(1)}' is never saved"
     return None
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zflow import chat, data, schema
+from zflow import chat, data, schedule, schema
 from zflow.schema import ConfigError
 
 WEIGHT_BYTES = 2  # per parameter: an exported bf16 model
@@ -118,15 +118,6 @@ def hours(tokens: float, tokens_per_sec: float) -> float:
 
 def wall(device_hours: float | None, devices: int) -> float | None:
     return None if device_hours is None else device_hours / max(devices, 1)
-
-
-def checkpoints_saved(done: int, train_steps: int, interval: int) -> list[int]:
-    """Steps a run resumed at ``done`` still saves: multiples of ``interval`` up to train_steps,
-    and train_steps itself (the final state)."""
-    steps = list(range((done // interval + 1) * interval, train_steps + 1, interval))
-    if train_steps > done and train_steps % interval:
-        steps.append(train_steps)
-    return steps
 
 
 def token_bytes(vocab_size: int | None) -> int:
@@ -222,7 +213,7 @@ def pretrain_cost(plan, lang: str) -> Cost:
     tokens = pretrain_tokens(steps, pre["micro_batch_size"], pre["batch_accumulation_per_replica"],
                              dp, pre["sequence_length"])
     gpu_h = hours(tokens, plan.config["cost"]["pretrain_tokens_per_sec_per_gpu"])
-    saved = checkpoints_saved(done, pre["train_steps"], pre["checkpoint_interval"])
+    saved = schedule.saved_steps(pre["train_steps"], pre["checkpoint_interval"], after=done)
     n = n_params(lc["model"])
     if rule == "pretrain_nanotron":
         disk = len(saved) * n * (WEIGHT_BYTES + STATE_BYTES)

@@ -1,4 +1,5 @@
-"""The learning-rate schedule, in the seed's (nanotron's) terms, resolved once for both backends.
+"""The training schedule, resolved once for both backends: which steps are saved, and the
+learning-rate schedule in the seed's (nanotron's) terms.
 
 warm-up -> constant until ``lr_decay_starting_step`` (never before the warm-up ends) -> decay
 over ``lr_decay_steps`` (default: until ``train_steps``) to ``min_decay_lr``.
@@ -31,3 +32,18 @@ def wsd(pre: dict) -> tuple[dict, int]:
         "warmup_type": s["lr_warmup_style"],
         "min_lr_ratio": s["min_decay_lr"] / s["learning_rate"],
     }, s["lr_warmup_steps"]
+
+
+def saved_steps(train_steps: int, interval: int, after: int = 0) -> list[int]:
+    """The steps a run saves after step ``after``: every multiple of ``interval`` and
+    ``train_steps`` itself (the final state; nanotron's save_final_state when needed)."""
+    steps = list(range((after // interval + 1) * interval, train_steps + 1, interval))
+    if train_steps > after and train_steps % interval:
+        steps.append(train_steps)
+    return steps
+
+
+def is_saved(step: int, pre: dict) -> bool:
+    """Is ``step`` saved by a run with the ``pretrain`` settings ``pre``?"""
+    return step <= pre["train_steps"] and (step % pre["checkpoint_interval"] == 0
+                                           or step == pre["train_steps"])
