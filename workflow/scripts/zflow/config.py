@@ -119,6 +119,9 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
                 )
 
     errors += _check_posttrain(config, base, check_files)
+    for key in config["cost"]["source_tokens"]:
+        if key not in sources and key not in config["chat_data"]:
+            errors.append(f"cost.source_tokens.{key}: not a key of sources or chat_data")
 
     if check_files:
         used = set()

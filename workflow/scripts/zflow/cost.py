@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zflow import chat, data, schedule, schema
-from zflow.schema import ConfigError
 
 WEIGHT_BYTES = 2  # per parameter: an exported bf16 model
 STATE_BYTES = 12  # per parameter: a training state, fp32 weights + Adam's exp_avg, exp_avg_sq
@@ -103,7 +102,7 @@ def n_params(model: dict) -> int:
     kv = model["num_key_value_heads"] * head
     attn = h * h + 2 * h * kv + h * h  # q, k, v, o
     mlp = 3 * h * model["intermediate_size"]  # gate, up, down
-    embed = v * h * (1 if model.get("tie_word_embeddings", True) else 2)
+    embed = v * h * (1 if model["tie_word_embeddings"] else 2)
     return embed + layers * (attn + mlp + 2 * h) + h
 
 
@@ -144,10 +143,6 @@ def figures(plan) -> list[dict]:
 def data_tokens(plan, name: str) -> tuple[float | None, str]:
     """Tokens of a source or chat_data entry, and how they were found."""
     cost, cfg = plan.config["cost"], plan.config
-    for key in cost["source_tokens"]:
-        if key not in cfg["sources"] and key not in cfg["chat_data"]:
-            raise ConfigError(f"config key cost.source_tokens.{key}: not a key of sources or "
-                              "chat_data")
     if name in cost["source_tokens"]:
         return cost["source_tokens"][name], "cost.source_tokens"
     if name in cfg["sources"]:
@@ -307,16 +302,12 @@ def estimate(plan, jobs: list[Job]) -> tuple[list[Cost], list[Row], Row]:
 
 
 def read_config(files: list[str], base: Path | str = ".") -> dict:
-    """The config Snakemake loads from ``files``: later files deep-merged over earlier ones."""
+    """The config Snakemake loads from ``files``: later files merged over earlier ones, with
+    Snakemake's own merge."""
     import yaml
-
-    def merge(a: dict, b: dict) -> dict:
-        out = dict(a)
-        for k, v in b.items():
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        return out
+    from snakemake.utils import update_config
 
     cfg: dict = {}
     for f in files:
-        cfg = merge(cfg, yaml.safe_load((Path(base) / f).read_text()) or {})
+        update_config(cfg, yaml.safe_load((Path(base) / f).read_text()) or {})
     return cfg
