@@ -87,6 +87,11 @@ def empty_hf_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub resolves the cache from the environment at import: a job is a fresh process,
+    # this test is not
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
     return home
 
 

@@ -587,26 +587,18 @@ def datatrove_problem() -> str | None:
             f"{NANOTRON_COMMIT[:8]} passes (TypeError when it builds the data loader): {fix}")
 
 
-def hub_cache() -> str:
-    """The hub cache a fresh process would use (huggingface_hub reads it at import)."""
-    import os
-
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.environ["HF_HUB_CACHE"]
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface")
-    return os.path.join(home, "hub")
-
-
 def tokenizer_problem(name: str) -> str | None:
     """The config's tokenizer loads offline: nanotron calls AutoTokenizer.from_pretrained(name)
     when it reads the config, and the job runs with HF_HUB_OFFLINE=1."""
+    from huggingface_hub import constants
+
     try:
         from transformers import AutoTokenizer
 
-        AutoTokenizer.from_pretrained(name, local_files_only=True, cache_dir=hub_cache())
+        AutoTokenizer.from_pretrained(name, local_files_only=True)
     except Exception as e:  # noqa: BLE001
-        return (f"tokenizer '{name}' does not load offline from {hub_cache()} ({_first_line(e)}): "
+        return (f"tokenizer '{name}' does not load offline from {constants.HF_HUB_CACHE} "
+                f"({_first_line(e)}): "
                 "run `snakemake prefetch` on a node with hub access (with this HF_HOME)")
     return None
 
