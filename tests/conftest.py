@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -79,6 +80,18 @@ def kill_once(cmd, marker: Path, timeout: float = 300) -> None:
     p.send_signal(signal.SIGKILL)
     p.wait()
     assert marker.exists(), f"no {marker} before the kill"
+
+
+def nanotron_step_files(root: Path, steps, latest: int) -> None:
+    """Checkpoint directories that pass nanotron.check_complete's file checks (no weights),
+    with ``latest.txt`` at ``latest`` (later steps are still being written)."""
+    for step in steps:
+        d = root / str(step)
+        d.mkdir(parents=True)
+        (d / "checkpoint_metadata.json").write_text(json.dumps({"metas": {"last_train_step": step}}))
+        (d / "model_config.json").write_text("{}")
+        (d / "config.yaml").write_text("")
+    (root / "latest.txt").write_text(str(latest))
 
 
 def load_config(workdir: Path) -> dict:

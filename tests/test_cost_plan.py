@@ -11,7 +11,7 @@ import time
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, env, snakemake
+from conftest import REPO, copy_workflow, env, nanotron_step_files, snakemake
 from test_production_dag import jobs as dry_run_jobs
 from zflow import cost, identity, paths, schedule, schema
 from zflow.cost import Job
@@ -86,14 +86,7 @@ def test_nanotron_resume_and_disk(tmp_path):
     plan = Plan(PROD, check_files=False)
     plan.base = tmp_path
     root = tmp_path / paths.fmt(paths.NANOTRON_CHECKPOINTS, lang="ita")
-    for step in (5000, 10000):
-        d = root / str(step)
-        d.mkdir(parents=True)
-        meta = {"metas": {"last_train_step": step}}
-        (d / "checkpoint_metadata.json").write_text(json.dumps(meta))
-        (d / "model_config.json").write_text("{}")
-        (d / "config.yaml").write_text("")
-    (root / "latest.txt").write_text("5000")  # 10000 still being written: resumes at 5000
+    nanotron_step_files(root, (5000, 10000), latest=5000)  # 10000 still being written: resumes at 5000
     identity.claim(tmp_path / "results/pretrain/ita", "fp", [],
                    {"identity": plan.pretrain_identity("ita")})
     c = cost.job_cost(plan, Job("pretrain_nanotron", {"lang": "ita"}))

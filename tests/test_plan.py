@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, nanotron_step_files
 from zflow import identity, paths, schema
 from zflow.plan import ConfigError, Plan
 
@@ -167,13 +167,7 @@ def test_nanotron_checkpoints_on_disk(tmp_path):
     plan = Plan(PROD, check_files=False)
     plan.base = tmp_path
     root = tmp_path / paths.fmt(paths.NANOTRON_CHECKPOINTS, lang="ita")
-    for step in (5000, 10000):
-        d = root / str(step)
-        d.mkdir(parents=True)
-        (d / "checkpoint_metadata.json").write_text(json.dumps({"metas": {"last_train_step": step}}))
-        (d / "model_config.json").write_text("{}")
-        (d / "config.yaml").write_text("")
-    (root / "latest.txt").write_text("5000")  # 10000 still being written
+    nanotron_step_files(root, (5000, 10000), latest=5000)  # 10000 still being written
     assert nanotron.check_complete(root / "5000") == 5000
     assert plan.checkpoints_on_disk("ita") == []  # no run.json: not the configured run's
     identity.claim(tmp_path / "results/pretrain/ita", "fp", [], {"identity": plan.pretrain_identity("ita")})
