@@ -53,16 +53,6 @@ def launch_nanotron(spec: dict) -> None:
             "checkpoint)")
 
 
-def complete_steps(root: Path) -> list[int]:
-    steps = []
-    for d in sorted(root.iterdir()) if root.exists() else []:
-        try:
-            steps.append(nanotron.check_complete(d)) if d.is_dir() else None
-        except nanotron.IncompleteCheckpoint:
-            continue
-    return sorted(steps)
-
-
 def main(argv=None):
     spec, _ = spec_cli(__doc__, argv, counts=())
     cfg = yaml.safe_load(Path(spec["config"]).read_text())
@@ -84,7 +74,7 @@ def main(argv=None):
     if Path(spec["log"]).exists():
         with open(spec["log"], errors="replace") as f:
             rows = nanotron.parse_log(f, spec["peak_tflops"])
-    steps = complete_steps(root)
+    steps = nanotron.complete_steps(root)
     write_text(spec["metrics"], metrics.to_csv(nanotron.metrics_rows(rows), metrics.PRETRAIN))
     write_json(spec["summary"], {
         "backend": "nanotron", "final_step": cfg["tokens"]["train_steps"], "checkpoints": steps,

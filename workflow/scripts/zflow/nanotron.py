@@ -48,6 +48,18 @@ def check_complete(step_dir) -> int:
     return step
 
 
+def complete_steps(root) -> list[int]:
+    """The steps of the complete checkpoints under a checkpoints root (whatever run made them)."""
+    root, steps = Path(root), []
+    for d in root.iterdir() if root.is_dir() else []:
+        try:
+            if d.is_dir() and d.name.isdigit():
+                steps.append(check_complete(d))
+        except (OSError, ValueError):  # IncompleteCheckpoint, or an unreadable latest.txt
+            continue
+    return sorted(steps)
+
+
 def _load(path: Path):
     from safetensors.torch import load_file
 

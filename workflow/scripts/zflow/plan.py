@@ -229,30 +229,35 @@ class Plan:
 
     def checkpoint_current(self, lang: str, step: int) -> bool:
         """Is checkpoint ``step`` complete on disk and made by the configured run?"""
-        want = self.pretrain_identity(lang)
         if self.backend(lang) == "nanotron":
             from zflow.nanotron import IncompleteCheckpoint, check_complete
 
-            run = identity.read(self.base / paths.fmt(paths.PRETRAIN_RUN, lang=lang)) or {}
             try:
                 check_complete(self.base / paths.fmt(paths.NANOTRON_STEP, lang=lang, step=step))
             except (OSError, ValueError, IncompleteCheckpoint):
                 return False
-            return run.get("keyed_on", {}).get("identity") == want
+            return self._nanotron_run_current(lang)
         marker = self.base / paths.marker(paths.fmt(paths.HF_CHECKPOINT, lang=lang, step=step))
         try:
-            return json.loads(marker.read_text()).get("identity") == want
+            return json.loads(marker.read_text()).get("identity") == self.pretrain_identity(lang)
         except (OSError, ValueError):
             return False
+
+    def _nanotron_run_current(self, lang: str) -> bool:
+        """Does the nanotron run directory hold the configured run (its run.json)?"""
+        run = identity.read(self.base / paths.fmt(paths.PRETRAIN_RUN, lang=lang)) or {}
+        return run.get("keyed_on", {}).get("identity") == self.pretrain_identity(lang)
 
     def checkpoints_on_disk(self, lang: str) -> list[int]:
         """Steps of the complete checkpoints of the configured run now on disk."""
         if self.backend(lang) == "nanotron":
-            root = self.base / paths.fmt(paths.NANOTRON_CHECKPOINTS, lang=lang)
-            steps = [d.name for d in root.glob("*")]
-        else:
-            root = self.base / paths.fmt(paths.HF_CHECKPOINTS, lang=lang)
-            steps = [d.name.split("-", 1)[1] for d in root.glob("step-*")]
+            from zflow.nanotron import complete_steps
+
+            if not self._nanotron_run_current(lang):
+                return []
+            return complete_steps(self.base / paths.fmt(paths.NANOTRON_CHECKPOINTS, lang=lang))
+        root = self.base / paths.fmt(paths.HF_CHECKPOINTS, lang=lang)
+        steps = [d.name.split("-", 1)[1] for d in root.glob("step-*")]
         return sorted(int(s) for s in steps if s.isdigit() and self.checkpoint_current(lang, int(s)))
 
     # ------------------------------------------------------------ targets
