@@ -241,7 +241,7 @@ def finish(spec: dict, trainer, tokenizer, result, resume, info: dict) -> None:
     run, final = Path(spec["run_dir"]), Path(spec["model_dir"])
     tmp = final.with_name(final.name + ".tmp")
     trainer.save_model(str(tmp))  # every rank takes part under FSDP
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not launch.world()[1]:
         return
     tokenizer.save_pretrained(tmp)
     write_json(tmp / paths.POSTTRAIN_META, {"spec": spec, "versions": versions()})
@@ -277,14 +277,10 @@ def main(argv=None):
 
     torch.set_num_threads(max(1, args.threads))
     cuda, run = torch.cuda.is_available(), Path(spec["run_dir"])
-    world, is_main = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
+    world = launch.world()[0]
     fp, keyed_on = run_identity(spec, world)
-    resume = runs.resume_state(run, fp, is_main, (paths.STATE, Path(spec["model_dir"]).name),
-                               keyed_on, metrics.POSTTRAIN)
-    if world > 1:
-        torch.distributed.init_process_group("nccl" if cuda else "gloo")
-        torch.distributed.barrier()
-        resume = (runs.complete_states(run / paths.STATE) or [(0, None)])[-1][1]
+    resume = runs.resume_state(run, fp, (paths.STATE, Path(spec["model_dir"]).name), keyed_on,
+                               metrics.POSTTRAIN, cuda)
     print(f"resuming from {resume}" if resume else "starting from the base model", flush=True)
     model, tokenizer = load_model(spec, method)
     train_rows, val_rows, dropped = prepare_rows(spec, rows, tokenizer)
@@ -298,9 +294,7 @@ def main(argv=None):
         "world_size": world, "dtype": "bfloat16" if kwargs["bf16"] else "float32",
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "settings": {k: v for k, v in kwargs.items() if k != "output_dir"}})
-    if world > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    launch.end_distributed()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ moved aside to ``superseded/<time>/`` and a new one starts: nothing is ever dele
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import time
@@ -139,20 +138,13 @@ def mixture(spec: dict, global_batch: int):
     return dataset
 
 
-def resume(spec: dict, is_main: bool, world: int, cuda: bool):
+def resume(spec: dict, cuda: bool):
     """Claim the run directory (a run of other settings or data moves aside) and return the
     newest complete state to resume from, the same on every rank."""
-    import torch
-
-    run = Path(spec["run_dir"])
     keyed_on = {"identity": spec["identity"],
                 "data": [identity.file_stats(d["folder"], "*.ds*") for d in spec["data"]]}
-    state = runs.resume_state(run, identity.fingerprint(keyed_on), is_main,
-                              (paths.STATE, paths.CHECKPOINTS), keyed_on, metrics.PRETRAIN)
-    if world > 1:
-        torch.distributed.init_process_group("nccl" if cuda else "gloo")
-        torch.distributed.barrier()
-        state = (runs.complete_states(run / paths.STATE) or [(0, None)])[-1][1]
+    state = runs.resume_state(Path(spec["run_dir"]), identity.fingerprint(keyed_on),
+                              (paths.STATE, paths.CHECKPOINTS), keyed_on, metrics.PRETRAIN, cuda)
     print(f"resuming from {state} (step {runs.state_step(state)})" if state
           else "starting from scratch")
     return state
@@ -166,13 +158,13 @@ def main(argv=None):
     from transformers import AutoTokenizer, Trainer
 
     torch.set_num_threads(max(1, args.threads))
-    world, is_main = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
+    world, is_main = launch.world()
     pre, run, cuda = spec["pretrain"], Path(spec["run_dir"]), torch.cuda.is_available()
     bf16 = pre["dtype"] == "bfloat16" or (pre["dtype"] == "auto" and cuda)
     tokenizer = AutoTokenizer.from_pretrained(spec["tokenizer"])
     global_batch = pre["micro_batch_size"] * pre["batch_accumulation_per_replica"] * world
     dataset = mixture(spec, global_batch)
-    state = resume(spec, is_main, world, cuda)
+    state = resume(spec, cuda)
     start_step = runs.state_step(state)
     torch.manual_seed(pre["seed"])
     model = build_model(spec, tokenizer)
@@ -195,9 +187,7 @@ def main(argv=None):
             "sequence_length": pre["sequence_length"], "dtype": "bfloat16" if bf16 else "float32",
             "device": torch.cuda.get_device_name(0) if cuda else "cpu",
             "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if cuda else None})
-    if world > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    launch.end_distributed()
 
 
 if __name__ == "__main__":

@@ -42,6 +42,28 @@ def under_torchrun() -> bool:
     return "LOCAL_RANK" in os.environ
 
 
+def world() -> tuple[int, bool]:
+    """(processes of the job, whether this one is rank 0), from torchrun's environment."""
+    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
+
+
+def start_distributed(cuda: bool) -> None:
+    """Join the job's process group (nccl on GPUs, gloo on CPUs) when there are several."""
+    import torch
+
+    if world()[0] > 1:
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+        torch.distributed.barrier()
+
+
+def end_distributed() -> None:
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def relaunch(script: str, argv: list[str], nodes: int, nproc_per_node: int) -> None:
     """Start ``script`` on every process of the job and exit with its status, unless this process
     is already one of them (or the job has a single process: then return and run in place)."""

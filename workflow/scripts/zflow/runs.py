@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from zflow import identity, metrics, paths
+from zflow import identity, launch, metrics, paths
 
 
 def complete_states(state_dir: Path) -> list[tuple[int, Path]]:
@@ -25,23 +25,27 @@ def mark_complete(state_dir: Path, step: int) -> None:
     (Path(state_dir) / f"checkpoint-{step}" / "COMPLETE").write_text(str(step))
 
 
-def resume_state(run: Path, fp: str, is_main: bool, entries, keyed_on: dict,
-                 fields: list[str]) -> Path | None:
-    """Claim the run directory and return the newest complete state to resume from (or None).
+def resume_state(run: Path, fp: str, entries, keyed_on: dict, fields: list[str],
+                 cuda: bool) -> Path | None:
+    """Claim the run directory (rank 0), join the job's process group, and return the newest
+    complete state to resume from, the same on every rank (or None).
 
     Half-written states are removed; metrics logged after the resumed state are dropped.
     """
+    world, is_main = launch.world()
     identity.claim(run, fp, entries, keyed_on, write=is_main)
     state = run / paths.STATE
-    states = complete_states(state)
-    newest = states[-1][0] if states else 0
     if is_main:
+        states = complete_states(state)
+        newest = states[-1][0] if states else 0
         state.mkdir(parents=True, exist_ok=True)
         for d in state.glob("checkpoint-*"):  # half-written states are never resumed from
             if not (d / "COMPLETE").exists() or int(d.name.split("-")[-1]) > newest:
                 print(f"removing incomplete state {d}")
                 shutil.rmtree(d, ignore_errors=True)
         metrics.trim(run / paths.STATE_METRICS, newest, fields)
+    launch.start_distributed(cuda)  # the other ranks read the states once rank 0 cleaned them
+    states = complete_states(state)
     return states[-1][1] if states else None
 
 
