@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-from pathlib import Path
 
 from zflow import evals, paths
-from zflow.io import die, spec_cli, versions, write_text
+from zflow.io import die, save_png, spec_cli, versions, write_text
 
 
 def value(model: str, column: str, metric: str) -> float:
@@ -123,9 +121,7 @@ def figure(header, rows, path):
     ax.set_title("Post-trained models and baselines (Table 7)")
     ax.legend()
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    save_png(fig, path)
 
 
 def main(argv=None):

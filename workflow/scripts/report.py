@@ -11,17 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from pathlib import Path
 
 from zflow import evals, metrics
-from zflow.io import spec_cli, versions, write_text
-
-
-def save_png(fig, path):
-    tmp = Path(path).with_name(f".{Path(path).stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+from zflow.io import save_png, spec_cli, versions, write_text
 
 
 def fmt(v):

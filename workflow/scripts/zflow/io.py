@@ -51,6 +51,14 @@ def write_text(path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def save_png(fig, path) -> None:
+    """Save a matplotlib figure as a PNG beside ``path`` and rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    os.replace(tmp, path)
+
+
 def read_json(path):
     return json.loads(Path(path).read_text())
 
