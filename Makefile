@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM := false
 TARGET ?= all
 CONFIG ?= config/config.yaml
 
-.PHONY: demo test venv lint fmt dag status plan bench run nanotron-env
+.PHONY: demo test venv lint fmt dag status plan bench run nanotron-env report
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,7 +31,8 @@ demo: venv
 	for f in results/reports/*/progression.md; do echo "  $$f"; cat "$$f"; done && \
 	for f in results/reports/*/compare.md results/reports/*/sft_delta.md; do \
 	  if test -f "$$f"; then echo "  $$f"; cat "$$f"; fi; done && \
-	echo "  figures: $$(ls results/reports/*/*.png | tr '\n' ' ')" && \
+	echo "  figures: $$(ls results/reports/*/*.png results/reports/*/tables/*.png | tr '\n' ' ')" && \
+	echo "  the whole report: results/reports/report.md ($$(grep -c '^## Table' results/reports/report.md) tables); HTML: make report" && \
 	echo "  evals:   results/evals/<model>/<task>.json" && \
 	echo "  post-trained models: $$(ls -d results/posttrain/*/model 2>/dev/null | tr '\n' ' ')"
 
@@ -45,6 +46,13 @@ test: venv
 PROFILE ?= local
 run: venv
 	snakemake --profile $(PROFILE) $(TARGET)$(if $(filter-out file,$(origin CONFIG)), --configfile $(CONFIG)) $(ARGS)
+
+# The HTML report of what has run (every table and figure, captions, the evals' provenance): one
+# self-contained file. Run after `make demo` (or any run of TARGET); REPORT= another path.
+REPORT ?= results/reports/report.html
+report: venv
+	snakemake $(TARGET) --configfile $(CONFIG) --cores 1 --report $(REPORT)
+	@echo "open $(REPORT) in a browser; the tables in document order: results/reports/report.md"
 
 lint: venv
 	snakemake --lint

@@ -7,11 +7,15 @@
 include: "rules/common.smk"
 
 
+report: "workflow/report/workflow.rst"
+
+
 rule all:
     default_target: True
     input:
-        [PLAN.report_files(lang).values() for lang in LANGS],
-        [PLAN.compare_files(lang) for lang in LANGS],
+        [PLAN.lang_files(lang) for lang in LANGS],
+        P.REPORT_MD,
+        PLAN.qualitative_files(),
 
 
 for _lang in LANGS:
@@ -20,8 +24,7 @@ for _lang in LANGS:
         name:
             f"all_{_lang}"
         input:
-            PLAN.report_files(_lang).values(),
-            PLAN.compare_files(_lang),
+            PLAN.lang_files(_lang),
 
     # Evaluate while training: every complete checkpoint on disk, without waiting for (or
     # re-running) the pretraining job; run it again later for the new checkpoints.
@@ -56,3 +59,4 @@ include: "rules/pretrain.smk"
 include: "rules/eval.smk"
 include: "rules/posttrain.smk"
 include: "rules/report.smk"
+include: "rules/qualitative.smk"

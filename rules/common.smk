@@ -37,6 +37,7 @@ wildcard_constraints:
     model=r"[A-Za-z0-9_.\-]+",
     task=r"[A-Za-z0-9_.\-]+",
     step=r"\d+",
+    table=r"[A-Za-z0-9_\-]+",
 
 
 def script(name):
@@ -52,6 +53,18 @@ def spec(rule):
 def log(rule, *keys):
     """results/logs/<rule>/{key1}/{key2}.log (the job's own wildcards)."""
     return P.log(rule, os.path.join(*("{%s}" % k for k in keys)) if keys else rule)
+
+
+def reported(path, caption, subcategory, kind, category="{lang}", table=None):
+    """An output shown in the HTML report (`snakemake --report`), captioned by
+    workflow/report/<caption>.rst, under its language and stage."""
+    return report(
+        path,
+        caption=f"../workflow/report/{caption}.rst",
+        category=category,
+        subcategory=subcategory,
+        labels={"table": table or caption, "kind": kind},
+    )
 
 
 def wait_for(dep):

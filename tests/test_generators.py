@@ -1,6 +1,6 @@
 """The embedded-data generators in tools/ reproduce the committed data byte for byte.
 
-Both run as plain command-line programs (``python tools/<name>.py``, from another folder, as a
+They run as plain command-line programs (``python tools/<name>.py``, from another folder, as a
 user would) into a temporary output root; every file they write must equal the committed one under
 data/embedded/ and resources/eval_tasks/, and every committed data file there must be one they write.
 """
@@ -33,6 +33,8 @@ def test_generators_reproduce_the_committed_files(tmp_path):
     data, tasks = tmp_path / "data", tmp_path / "tasks"
     run("make_embedded_data.py", data, tasks, cwd=tmp_path)
     run("make_posttrain_data.py", data / "posttrain", tasks, cwd=tmp_path)
+    run("make_grpo_data.py", data / "posttrain", tasks, cwd=tmp_path)
+    run("make_group_tasks.py", data, tasks, cwd=tmp_path)
     for generated, committed in ((files(data), files(DATA)), (files(tasks), files(TASKS))):
         assert generated, "nothing generated"
         assert sorted(generated) == sorted(committed)

@@ -55,7 +55,8 @@ def test_model_registry(plan):
     dpo = plan.model("nesso-instruct-dpo")
     assert (dpo.kind, dpo.lang, dpo.path) == ("posttrain", "ita", "results/posttrain/nesso-instruct-dpo/model")
     assert plan.posttrain_models("ita") == ["nesso-instruct", "nesso-agentic", "open-zagreus",
-                                            "nesso-instruct-dpo"]
+                                            "nesso-instruct-grpo", "nesso-instruct-dpo",
+                                            "nesso-instruct-grpo-multi"]
     with pytest.raises(ConfigError, match="unknown model 'deu-step5'"):
         plan.model("deu-step5")
     prod = Plan(PROD, check_files=False)
@@ -71,8 +72,10 @@ def test_results_paths_and_targets(plan):
     assert "results/evals/ita-step300/arc_it.json" in files
     assert plan.report_files("ita") == {
         "md": "results/reports/ita/progression.md", "csv": "results/reports/ita/progression.csv",
+        "html": "results/reports/ita/progression.html",
         "png": "results/reports/ita/progression.png", "loss": "results/reports/ita/loss.png"}
-    assert len(plan.compare_files("ita")) == 5
+    # Table 7 (md, csv, html, Figure 6), a figure per column group (Figures 7-8), the deltas
+    assert len(plan.compare_files("ita")) == 6 + len(EMBEDDED["compare"]["groups"])
     # Table 7's models on its tasks, Table 9's bases on the log-likelihood tasks
     ev = plan.compare_evals("ita")
     assert "results/evals/ita-step300/arc_it.json" in ev
@@ -117,10 +120,11 @@ def test_eval_spec_is_keyed_on_model_and_versions(plan):
 
 def test_posttrain_spec(plan):
     spec = plan.spec("posttrain", name="nesso-instruct-dpo")
-    assert spec["method"] == "dpo" and spec["base"] == "results/posttrain/nesso-instruct/model"
+    # Domyn-Small's chain: SFT -> GRPO -> DPO (-> multi-environment GRPO)
+    assert spec["method"] == "dpo" and spec["base"] == "results/posttrain/nesso-instruct-grpo/model"
     assert [d["format"] for d in spec["datasets"]] == ["preference", "preference"]
     assert spec["train"]["beta"] == 0.1 and spec["train"]["save_total_limit"] == 3
-    assert spec["keyed_on"]["base"] == plan.model_identity("nesso-instruct")
+    assert spec["keyed_on"]["base"] == plan.model_identity("nesso-instruct-grpo")
     assert spec["model_dir"] == "results/posttrain/nesso-instruct-dpo/model"
 
 
@@ -219,3 +223,42 @@ def test_job_env_puts_this_interpreter_first(plan, monkeypatch):
     env = plan.job_env()
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
     assert env["HF_HUB_OFFLINE"] == "1"
+
+
+def test_report_tables_their_evals_and_order(plan):
+    t = plan.spec("table", table="evalita_sft")
+    assert t["evals"] == ["results/evals/ita-step300/evalita.json",
+                          "results/evals/open-zagreus/evalita.json"]
+    assert t["outputs"]["md"] == "results/reports/ita/tables/evalita_sft.md"
+    lb = plan.spec("table", table="pt_leaderboard")
+    assert lb["columns"][0] == ["pt/mini_pt_rte", "RTE", "acc"]
+    assert len(lb["evals"]) == len(EMBEDDED["tables"]["pt_leaderboard"]["models"])
+    assert set(plan.table_outputs("pt_leaderboard").values()) <= set(plan.lang_files("ita"))
+    assert [n for n, _ in plan.report_order()] == EMBEDDED["report"]["order"]
+    assert set(t["evals"]) | set(lb["evals"]) <= set(plan.all_evals())
+    # the seeds' progression shapes: Table 3 (production spa) says Steps / Average, 3 decimals
+    spa = Plan(PROD, check_files=False).spec("report", lang="spa")
+    assert (spa["first"], spa["mean_label"], spa["decimals"]) == ("Steps", "Average", 3)
+    assert [c[1] for c in spa["columns"]] == ["mmlu_es", "arc_es", "hellaswag_es"]
+    assert plan.spec("report", lang="ita")["columns"][0][1] == "mmlu_it (acc)"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["tables"]["evalita_base"].update(task="nope"),
+     "tables.evalita_base.task: unknown task 'nope'"),
+    (lambda c: c["tables"]["evalita_sft"].pop("base"),
+     "tables.evalita_sft.base: required by kind 'versus'"),
+    (lambda c: c["tables"]["pt_leaderboard"]["models"].append("ita-step7"),
+     "tables.pt_leaderboard: model step 7 of 'ita' is never saved"),
+    (lambda c: c["tables"]["pt_leaderboard"].update(lang="deu"),
+     "tables.pt_leaderboard.lang: unknown language 'deu'"),
+    (lambda c: c["report"]["order"].append("table_99"), "report.order: unknown table 'table_99'"),
+    (lambda c: c["languages"]["ita"].setdefault("table", {}).update(columns=["arc_en"]),
+     "languages.ita.table.columns: 'arc_en' is not a task of languages.ita.eval.tasks"),
+])
+def test_bad_report_tables_are_one_clear_error(edit, message):
+    cfg = copy.deepcopy(EMBEDDED)
+    edit(cfg)
+    with pytest.raises(ConfigError) as e:
+        Plan(cfg)
+    assert message in str(e.value)

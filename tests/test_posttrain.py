@@ -13,6 +13,7 @@ from zflow import chat
 
 SFT = ("nesso-instruct", "nesso-agentic", "open-zagreus")
 DPO = "nesso-instruct-dpo"
+GRPO = ("nesso-instruct-grpo", "nesso-instruct-grpo-multi")  # the chain SFT -> GRPO -> DPO -> GRPO
 
 
 def summary(wd, name):
@@ -42,7 +43,7 @@ def test_sft_loss_decreases_and_model_answers(demo_run, name):
 def test_dpo_loss_decreases_and_prefers_chosen(demo_run):
     wd, _ = demo_run
     s = summary(wd, DPO)
-    assert s["method"] == "dpo" and s["base"] == "results/posttrain/nesso-instruct/model"
+    assert s["method"] == "dpo" and s["base"] == "results/posttrain/nesso-instruct-grpo/model"
     loss = metrics(wd, DPO, "loss")
     assert loss[0] == pytest.approx(math.log(2), abs=0.01)  # policy == reference at the start
     assert loss[-1] < loss[0] - 0.01, loss
@@ -127,19 +128,21 @@ def test_posttrained_evals_and_tables(demo_run):
 
     with open(wd / "results/reports/ita/compare.csv") as f:
         rows = {r["Model"]: r for r in csv.DictReader(f)}
-    assert set(rows) == {*SFT, DPO}
+    assert set(rows) == {*SFT, DPO, *GRPO}
     labels = {g: [cfg["compare"]["labels"].get(t) or cfg["tasks"][t]["label"] for t in ts]
               for g, ts in groups.items()}
+    mean_of = cfg["compare"]["mean_label"].format  # the seed's headers: "Media EN", "Media Totale"
+    total = cfg["compare"]["total_label"]
     for r in rows.values():
         means = []
         for g, ls in labels.items():
             vals = [float(r[x]) for x in ls]
-            assert math.isclose(float(r[f"Media_{g}"]), sum(vals) / len(vals), abs_tol=1e-5)
-            means.append(float(r[f"Media_{g}"]))
-        assert math.isclose(float(r["Media_Totale"]), sum(means) / len(means), abs_tol=1e-5)
+            assert math.isclose(float(r[mean_of(group=g)]), sum(vals) / len(vals), abs_tol=1e-5)
+            means.append(float(r[mean_of(group=g)]))
+        assert math.isclose(float(r[total]), sum(means) / len(means), abs_tol=1e-5)
     md = (wd / "results/reports/ita/compare.md").read_text()
-    assert md.startswith("| Model | IFEval_EN | ARC_EN | HS_EN | MMLU_EN | Media_EN | IFEval_IT | "
-                         "ARC_IT | HS_IT | MMLU_IT | Media_IT | Media_Totale |")
+    assert ("\n| Model | IFEval_EN | ARC_EN | HS_EN | MMLU_EN | Media EN | IFEval_IT | "
+            "ARC_IT | HS_IT | MMLU_IT | Media IT | Media Totale |\n") in md
 
     with open(wd / "results/reports/ita/sft_delta.csv") as f:
         deltas = list(csv.DictReader(f))
@@ -149,7 +152,8 @@ def test_posttrained_evals_and_tables(demo_run):
     for d in deltas:
         assert d["base_model"] == "ita-step300"
         assert math.isclose(float(d["delta"]), float(d["sft"]) - float(d["base"]), abs_tol=1e-9)
-    assert (wd / "results/reports/ita/compare.png").read_bytes()[:4] == b"\x89PNG"
+    for png in ("compare.png", "compare_EN.png", "compare_IT.png"):  # Figures 6, 7, 8
+        assert (wd / "results/reports/ita" / png).read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("row, fmt, kind, message", [

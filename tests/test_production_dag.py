@@ -37,8 +37,9 @@ def test_all_ita_lists_the_expected_jobs(prod):
     sources = set(lc["data"])
     assert len(sources) == 10
     # the pretraining sources and the open SFT set (OpenItalianData)
-    assert {w["source"] for w in j["download"]} == sources | {"openitaliandata"}
-    assert len(j["download"]) == 11
+    chat = {"openitaliandata", "deepscaler", "dolci_dpo"}  # SFT, GRPO and DPO sets from the hub
+    assert {w["source"] for w in j["download"]} == sources | chat
+    assert len(j["download"]) == 13
     assert {(w["tokenizer"], w["source"]) for w in j["tokenize"]} == {("llama32", s) for s in sources}
     assert len(j["tokenize"]) == 10
     assert len(j["nanotron_config"]) == 1 and len(j["pretrain_nanotron"]) == 1
@@ -50,11 +51,17 @@ def test_all_ita_lists_the_expected_jobs(prod):
     want = {(m, t) for m in models for t in lc["eval"]["tasks"]}
     # Table 7: the post-trained model and two baselines on the EN/IT columns (IFEval added)
     compare = [t for ts in cfg["compare"]["groups"].values() for t in ts]
-    want |= {(m, t) for m in ["open-zagreus", "qwen3-0.6b", "lfm2-350m"] for t in compare}
+    post = list(cfg["posttrain"])
+    assert post == ["open-zagreus", "open-zagreus-grpo", "open-zagreus-dpo", "open-zagreus-grpo-multi"]
+    want |= {(m, t) for m in [*post, "qwen3-0.6b", "lfm2-350m"] for t in compare}
+    # Table 9: the post-trained model on Evalita (its base's is a progression column already)
+    want |= {("open-zagreus", "evalita_mp")}
     assert {(w["model"], w["task"]) for w in j["evaluate"]} == want
-    assert len(j["evaluate"]) == len(want) == (12 + 3) * 7 + 8 + 2 * 2
-    assert j["posttrain"] == [{"name": "open-zagreus"}]
+    assert len(j["evaluate"]) == len(want) == (12 + 3) * 7 + 8 * 4 + 2 * 2 + 1
+    assert sorted(w["name"] for w in j["posttrain"]) == sorted(post)
     assert [w["lang"] for w in j["report"]] == ["ita"] and [w["lang"] for w in j["compare"]] == ["ita"]
+    # the seed's Tables 2, 8 and 9 (Table 6 is Portuguese)
+    assert sorted(w["table"] for w in j["table"]) == ["evalita_base", "evalita_sft", "open_zagreus_it"]
     assert "pretrain" not in j and "train_tokenizer" not in j  # nanotron backend, hub tokenizer
     assert not (wd / "results").exists()
 
@@ -68,12 +75,16 @@ def test_all_covers_four_languages(prod):
             for m in [f"{lang}-step{s}" for s in lc["eval"]["checkpoints"]] + lc["eval"]["baselines"]
             for t in lc["eval"]["tasks"]}
     compare = [t for ts in cfg["compare"]["groups"].values() for t in ts]
-    want |= {(m, t) for m in ["open-zagreus", "qwen3-0.6b", "lfm2-350m"] for t in compare}
+    want |= {(m, t) for m in [*cfg["posttrain"], "qwen3-0.6b", "lfm2-350m"] for t in compare}
+    want |= {("open-zagreus", "evalita_mp")}  # Table 9
+    pt = cfg["tables"]["pt_leaderboard"]  # Table 6: two checkpoints and a baseline, nine tasks
+    want |= {(m, t) for m in pt["models"] for t in pt["columns"]}
     # a baseline's English evals are shared by the four languages: run once
-    assert len(j["evaluate"]) == len(want) == 240 + 8 + 2 * 2
+    assert len(j["evaluate"]) == len(want) == 240 + 8 * 4 + 2 * 2 + 1 + 3 * 9
+    assert len(j["table"]) == 4 and len(j["report_md"]) == 1
     assert {(w["model"], w["task"]) for w in j["evaluate"]} == want
     # shared sources (fineweb-edu shards, starcoder) are downloaded and tokenized once
-    assert len(j["download"]) == len({s for lc in cfg["languages"].values() for s in lc["data"]}) + 1
+    assert len(j["download"]) == len({s for lc in cfg["languages"].values() for s in lc["data"]}) + 3
 
 
 def test_prefetch_check_with_a_cold_cache_lists_everything_missing(tmp_path):

@@ -36,9 +36,11 @@ def evals(steps, tasks):
     return {("evaluate", f"model=ita-step{s}, task={t}") for s in steps for t in tasks}
 
 
-TAIL = {("report", "lang=ita"), ("all", "")}
-COMPARE = {("compare", "lang=ita"), ("all", "")}
-POST = ("nesso-instruct", "nesso-agentic", "open-zagreus", "nesso-instruct-dpo")
+TAIL = {("report", "lang=ita"), ("report_md", ""), ("all", "")}
+COMPARE = {("compare", "lang=ita"), ("report_md", ""), ("all", "")}
+# the chain SFT -> GRPO -> DPO -> multi-environment GRPO, and two more SFT variants
+POST = ("nesso-instruct", "nesso-agentic", "open-zagreus", "nesso-instruct-grpo",
+        "nesso-instruct-dpo", "nesso-instruct-grpo-multi")
 
 
 def model_evals(models, tasks):
@@ -47,6 +49,34 @@ def model_evals(models, tasks):
 
 def compare_tasks(cfg):
     return [t for ts in cfg["compare"]["groups"].values() for t in ts]
+
+
+def tables_reading(cfg, jobs):
+    """The report's `tables:` jobs that read an eval among the scheduled ``jobs``."""
+    evaluated = set()
+    for rule, wc in jobs:
+        if rule == "evaluate":
+            d = dict(kv.split("=", 1) for kv in wc.split(", "))
+            evaluated.add((d["model"], d["task"]))
+    out = set()
+    for name, t in cfg["tables"].items():
+        if t["kind"] in ("breakdown", "versus"):
+            need = {(m, t["task"]) for m in (t.get("base"), t["model"]) if m}
+        else:
+            need = {(m, c.split("/", 1)[0]) for m in t["models"] for c in t["columns"]}
+        if need & evaluated:
+            out.add(("table", f"lang={t['lang']}, table={name}"))
+    return out
+
+
+def qualitative(cfg, models, scored=None):
+    """Answers of ``models`` and scores of ``scored`` (default: the same models) on every suite,
+    and the qualitative report."""
+    suites = cfg["qualitative"]["suites"] if "suites" in cfg["qualitative"] else ("it", "en")
+    scored = models if scored is None else scored
+    return ({("qualitative_answer", f"model={m}, suite={s}") for m in models for s in suites}
+            | {("qualitative_score", f"model={m}, suite={s}") for m in scored for s in suites}
+            | {("qualitative_report", ""), ("all", "")})
 
 
 def test_nothing_changed(wf):
@@ -60,7 +90,9 @@ def test_task_setting_reruns_only_that_task(wf):
     write_config(wd, cfg)
     steps = cfg["languages"]["ita"]["eval"]["checkpoints"]
     # its evals, on the checkpoints and the post-trained models, and the tables showing them
-    assert scheduled(wd) == evals(steps, ["arc_it"]) | model_evals(POST, ["arc_it"]) | TAIL | COMPARE
+    want = evals(steps, ["arc_it"]) | model_evals(POST, ["arc_it"]) | TAIL | COMPARE
+    assert tables_reading(cfg, want) == {("table", "lang=ita, table=open_zagreus_it")}
+    assert scheduled(wd) == want | tables_reading(cfg, want)
 
 
 def test_new_checkpoint_adds_only_its_evals(wf):
@@ -85,12 +117,16 @@ def test_pretraining_hyperparameter_reruns_pretraining_and_downstream(wf):
     write_config(wd, cfg)
     lc = cfg["languages"]["ita"]
     loglik = [t for t in compare_tasks(cfg) if not cfg["tasks"][t].get("chat_template")]
-    assert scheduled(wd) == (
-        {("pretrain", "lang=ita")}
-        | evals(lc["eval"]["checkpoints"], lc["eval"]["tasks"])
-        | {("posttrain", f"name={n}") for n in POST}
-        | model_evals(POST, compare_tasks(cfg)) | model_evals(["ita-step300"], loglik)
-        | TAIL | COMPARE)
+    want = ({("pretrain", "lang=ita")}
+            | evals(lc["eval"]["checkpoints"], lc["eval"]["tasks"])
+            | {("posttrain", f"name={n}") for n in POST}
+            | model_evals(POST, compare_tasks(cfg)) | model_evals(["ita-step300"], loglik)
+            | model_evals(["ita-step300", "open-zagreus"], ["evalita"])
+            | model_evals(cfg["tables"]["pt_leaderboard"]["models"], ["pt"])
+            | TAIL | COMPARE | qualitative(cfg, cfg["qualitative"]["models"]))
+    want |= tables_reading(cfg, want)
+    assert len(tables_reading(cfg, want)) == len(cfg["tables"])
+    assert scheduled(wd) == want
 
 
 def test_extending_training_reruns_no_existing_eval(wf):
@@ -107,16 +143,23 @@ def test_sft_setting_reruns_only_that_model(wf):
     cfg["posttrain"]["open-zagreus"]["train"] = {**cfg["posttrain"]["open-zagreus"]["train"],
                                                  "learning_rate": 5.0e-4}
     write_config(wd, cfg)
-    assert scheduled(wd) == ({("posttrain", "name=open-zagreus")}
-                             | model_evals(["open-zagreus"], compare_tasks(cfg)) | COMPARE)
+    want = ({("posttrain", "name=open-zagreus")}
+            | model_evals(["open-zagreus"], [*compare_tasks(cfg), "evalita"]) | COMPARE
+            | qualitative(cfg, ["open-zagreus"]))
+    # Table 8 and Table 9 show open-zagreus
+    assert tables_reading(cfg, want) == {("table", "lang=ita, table=open_zagreus_it"),
+                                         ("table", "lang=ita, table=evalita_sft")}
+    assert scheduled(wd) == want | tables_reading(cfg, want)
 
 
 def test_dpo_setting_reruns_only_dpo(wf):
     wd, cfg = wf
     cfg["posttrain"]["nesso-instruct-dpo"]["train"]["beta"] = 0.2
     write_config(wd, cfg)
-    assert scheduled(wd) == ({("posttrain", "name=nesso-instruct-dpo")}
-                             | model_evals(["nesso-instruct-dpo"], compare_tasks(cfg)) | COMPARE)
+    # the DPO model and the multi-environment GRPO stage trained from it
+    later = ["nesso-instruct-dpo", "nesso-instruct-grpo-multi"]
+    assert scheduled(wd) == ({("posttrain", f"name={n}") for n in later}
+                             | model_evals(later, compare_tasks(cfg)) | COMPARE)
 
 
 def test_new_lm_eval_version_reruns_every_eval_and_nothing_upstream(wf, tmp_path):
@@ -135,9 +178,13 @@ def test_new_lm_eval_version_reruns_every_eval_and_nothing_upstream(wf, tmp_path
     every = (evals(lc["eval"]["checkpoints"], lc["eval"]["tasks"])
              | model_evals(POST, compare_tasks(cfg))
              | model_evals(["ita-step300"], compare_tasks(cfg))
-             - {("evaluate", f"model=ita-step300, task={t}") for t in ("ifeval_en", "ifeval_it")})
-    assert real != "0.4.12" and len(every) == 44
-    assert scheduled(wd, upgraded) == every | TAIL | COMPARE
+             - {("evaluate", f"model=ita-step300, task={t}") for t in ("ifeval_en", "ifeval_it")}
+             | model_evals(["ita-step300", "open-zagreus"], ["evalita"])
+             | model_evals(cfg["tables"]["pt_leaderboard"]["models"], ["pt"]))
+    assert real != "0.4.12" and len(every) == 9 + 6 * 8 + 6 + 2 + 3
+    tables = tables_reading(cfg, every)
+    assert len(tables) == len(cfg["tables"])
+    assert scheduled(wd, upgraded) == every | TAIL | COMPARE | tables
     assert scheduled(wd) == set()
 
 

@@ -1,10 +1,14 @@
-"""Post-train a causal LM with TRL: SFT (SFTTrainer) or DPO (DPOTrainer), then a generation check.
+"""Post-train a causal LM with TRL: SFT (SFTTrainer), DPO (DPOTrainer) or GRPO (GRPOTrainer), then
+a generation check.
 
 SFT uses the project's ChatML template (resources/chat_templates/chatml.jinja: the seed's Axolotl
 template with tool calls and {% generation %} markers), so that with ``assistant_only_loss`` only
 assistant turns, their ``<|im_end|>`` included, carry loss (Axolotl: roles_to_train [assistant],
 train_on_eos turn). ``<|im_end|>`` is the eos and pad token. DPO trains on prompt/chosen/rejected
-message lists with the policy's own starting weights as the reference (ref_model=None).
+message lists with the policy's own starting weights as the reference (ref_model=None). GRPO
+samples ``num_generations`` completions of each prompt row, scores them with the rewards of
+``train.rewards`` (zflow.rewards) and logs them per step (zflow.grpo: reasoning system prompts,
+per-row tools, dynamic sampling).
 
 Layout under the spec's ``run_dir`` (run.json: the run's identity, zflow.identity):
   state/checkpoint-<N>/   Trainer states (COMPLETE-marked); a re-run resumes from the newest.
@@ -87,7 +91,8 @@ def auto_flag(value, cuda: bool) -> bool:
 
 
 def training_kwargs(train: dict, method: str, cuda: bool, has_eval: bool, state_dir: Path) -> dict:
-    """Config keys (the seed's names where it has them) → TRL/transformers arguments."""
+    """Config keys (the seed's and Domyn-Small's names where they have them) → TRL/transformers
+    arguments."""
     kw = dict(
         output_dir=str(state_dir), num_train_epochs=train["epochs"], max_steps=train["max_steps"],
         per_device_train_batch_size=train["micro_batch_size"],
@@ -103,16 +108,23 @@ def training_kwargs(train: dict, method: str, cuda: bool, has_eval: bool, state_
         save_strategy="steps", save_steps=train["save_steps"],
         save_total_limit=train["save_total_limit"], eval_strategy="steps" if has_eval else "no",
         eval_steps=train["eval_steps"] if has_eval else None, report_to="none",
-        disable_tqdm=True, use_cpu=not cuda, max_length=train["sequence_length"],
+        disable_tqdm=True, use_cpu=not cuda,
     )
+    # Adam's betas have schema defaults for GRPO only; SFT and DPO keep transformers' unless set
+    kw.update({k: train[k] for k in ("adam_beta1", "adam_beta2") if k in train})
     if train.get("fsdp"):
         kw["fsdp"] = train["fsdp"]
         kw["fsdp_config"] = {"transformer_layer_cls_to_wrap": [train["fsdp_layer"]]}
     if method == "sft":
         kw.update(packing=train["packing"], assistant_only_loss=True, eos_token=IM_END,
-                  dataset_num_proc=train.get("dataset_num_proc"))
+                  dataset_num_proc=train.get("dataset_num_proc"), max_length=train["sequence_length"])
+    elif method == "dpo":
+        kw.update(beta=train["beta"], loss_type=[train["loss_type"]],
+                  max_length=train["sequence_length"])
     else:
-        kw.update(beta=train["beta"], loss_type=[train["loss_type"]])
+        from zflow import grpo
+
+        kw.update(grpo.config_kwargs(train))
     return kw
 
 
@@ -123,7 +135,8 @@ def _bf16_ok() -> bool:
 
 
 def drop_long_prompts(rows, tokenizer, max_prompt: int | None):
-    """DPO: rows whose rendered prompt is longer than ``max_prompt_length`` tokens are dropped."""
+    """DPO, GRPO: rows whose rendered prompt (with its tools) is longer than ``max_prompt_length``
+    tokens are dropped."""
     if not max_prompt:
         return rows, 0
     keep = []
@@ -189,6 +202,8 @@ def load_model(spec: dict, method: str):
 def log_callback(metrics_path: Path):
     from transformers import TrainerCallback
 
+    from zflow import grpo
+
     t0 = time.time()
 
     class Log(TrainerCallback):
@@ -202,7 +217,7 @@ def log_callback(metrics_path: Path):
                 "eval_loss": logs.get("eval_loss"), "lr": logs.get("learning_rate"),
                 "grad_norm": logs.get("grad_norm"),
                 "rewards_accuracy": logs.get("rewards/accuracies"),
-                "rewards_margin": logs.get("rewards/margins"),
+                "rewards_margin": logs.get("rewards/margins"), **grpo.log_row(logs),
                 "elapsed_s": round(time.time() - t0, 3)}, metrics.POSTTRAIN)
 
         def on_save(self, a, state, control, **kw):
@@ -212,7 +227,12 @@ def log_callback(metrics_path: Path):
     return Log()
 
 
-def make_trainer(method: str, model, tokenizer, kwargs: dict, train_ds, val_ds, callbacks):
+def make_trainer(spec: dict, model, tokenizer, kwargs: dict, train_ds, val_ds, callbacks):
+    method = spec["method"]
+    if method == "grpo":
+        from zflow import grpo
+
+        return grpo.make_trainer(model, tokenizer, spec["train"], kwargs, train_ds, val_ds, callbacks)
     if method == "sft":
         from trl import SFTConfig, SFTTrainer
 
@@ -226,12 +246,20 @@ def make_trainer(method: str, model, tokenizer, kwargs: dict, train_ds, val_ds, 
 
 
 def prepare_rows(spec: dict, rows: list[dict], tokenizer) -> tuple[list, list, int]:
-    """(train rows, validation rows, DPO rows dropped for their prompt length)."""
+    """(train rows, validation rows, DPO / GRPO rows dropped for their prompt length)."""
     train, dropped = spec["train"], 0
-    if spec["method"] == "dpo":
+    if spec["method"] == "grpo":
+        from zflow import grpo
+
+        rows = grpo.prepare_rows(rows, train)  # the reasoning system prompt counts in the length
+    if spec["method"] in ("dpo", "grpo"):
         rows, dropped = drop_long_prompts(rows, tokenizer, train.get("max_prompt_length"))
         if dropped:
             print(f"dropped {dropped} rows whose prompt exceeds max_prompt_length")
+        if not rows:
+            die(f"every row's prompt exceeds train.max_prompt_length={train['max_prompt_length']} "
+                f"(posttrain.{spec['name']})")
+    if spec["method"] == "dpo":
         rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
     return (*split(rows, train["val_set_size"], train["seed"]), dropped)
 
@@ -252,6 +280,7 @@ def finish(spec: dict, trainer, tokenizer, result, resume, info: dict) -> None:
     logged = metrics.read(run / paths.STATE_METRICS)
     losses = [float(r["loss"]) for r in logged if r["loss"]]
     evals = [float(r["eval_loss"]) for r in logged if r["eval_loss"]]
+    rewards = [float(r["reward"]) for r in logged if r.get("reward")]
     write_text(spec["metrics"], (run / paths.STATE_METRICS).read_text())
     write_json(spec["summary"], {
         "method": spec["method"], "variant": spec["variant"], "base": spec["base"],
@@ -261,6 +290,8 @@ def finish(spec: dict, trainer, tokenizer, result, resume, info: dict) -> None:
         "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
         "first_eval_loss": evals[0] if evals else None,
         "last_eval_loss": evals[-1] if evals else None,
+        "first_reward": rewards[0] if rewards else None,
+        "last_reward": rewards[-1] if rewards else None,
         "train_runtime_s": round(result.metrics.get("train_runtime", 0.0), 2),
         "smoke": answers, "versions": versions()})
 
@@ -285,7 +316,7 @@ def main(argv=None):
     model, tokenizer = load_model(spec, method)
     train_rows, val_rows, dropped = prepare_rows(spec, rows, tokenizer)
     kwargs = training_kwargs(spec["train"], method, cuda, bool(val_rows), run / paths.STATE)
-    trainer = make_trainer(method, model, tokenizer, kwargs, Dataset.from_list(train_rows),
+    trainer = make_trainer(spec, model, tokenizer, kwargs, Dataset.from_list(train_rows),
                            Dataset.from_list(val_rows) if val_rows else None,
                            [log_callback(run / paths.STATE_METRICS)])
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -293,7 +324,8 @@ def main(argv=None):
         "train_rows": len(train_rows), "val_rows": len(val_rows), "dropped_long_prompts": dropped,
         "world_size": world, "dtype": "bfloat16" if kwargs["bf16"] else "float32",
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
-        "settings": {k: v for k, v in kwargs.items() if k != "output_dir"}})
+        "settings": {k: v for k, v in kwargs.items() if k != "output_dir"},
+        **({"rewards": spec["train"]["rewards"]} if method == "grpo" else {})})
     launch.end_distributed()
 
 

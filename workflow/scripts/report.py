@@ -1,9 +1,10 @@
 """Checkpoint progression table (the seed's Table 1) and figures for one language.
 
 Reads results/evals/<model>/<task>.json files and the pretraining metrics CSV; writes the
-table as Markdown and CSV (Checkpoint | <task> (<metric>) ... | Media, Media being the mean of
-the row's available metrics), a PNG of the progression (the seed's Figure 1) and a PNG of the
-training loss curve.
+table as Markdown (the seed's shape, Checkpoint | <task> (<metric>) ... | Media, Media being the
+mean of the row's available metrics and "—" a value not evaluated; headers, title and decimals
+from the spec: Tables 1, 3, 4, 5 differ) and CSV, a PNG of the progression (the seed's Figures
+1-4) and a PNG of the training loss curve.
 """
 
 from __future__ import annotations
@@ -13,12 +14,8 @@ import io
 import math
 from pathlib import Path
 
-from zflow import evals, metrics
-from zflow.io import save_png, spec_cli, versions, write_text
-
-
-def fmt(v):
-    return "—" if v is None else f"{v:.4f}"
+from zflow import evals, metrics, tables
+from zflow.io import save_png, spec_cli, write_text
 
 
 def build_rows(columns, records):
@@ -51,30 +48,28 @@ def checkpoint_label(row):
     return f"{step // 1000}k" if step >= 1000 and step % 1000 == 0 else str(step)
 
 
-def table(lang: str, columns, rows, records) -> tuple[str, str]:
-    """The progression table as Markdown and CSV."""
-    headers = ["Checkpoint"] + [f"{label} ({metric})" for _, label, metric in columns] + ["Media"]
-    md = [f"## Checkpoint progression — {lang}", "",
-          "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+def table(spec: dict, columns, rows, records) -> tuple[tables.Table, str]:
+    """The progression table (the seed's headers and decimals, from the spec) and its CSV
+    (machine-readable: task keys, full precision)."""
+    t = tables.Table(spec["title"], [spec["first"]] + [h for _, h, _ in columns] + [spec["mean_label"]],
+                     decimals=spec["decimals"])
+    t.rows = [[checkpoint_label(r)] + [r.get(c) for c, _, _ in columns] + [r["media"]] for r in rows]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["checkpoint", "step", "model"] + [t for t, _, _ in columns] + ["media"])
+    w.writerow(["checkpoint", "step", "model"] + [c for c, _, _ in columns] + ["media"])
     for r in rows:
-        md.append("| " + " | ".join([checkpoint_label(r)] + [fmt(r.get(t)) for t, _, _ in columns]
-                                    + [fmt(r["media"])]) + " |")
         w.writerow([checkpoint_label(r), r["step"], r["model"]]
-                   + ["" if r.get(t) is None else f"{r[t]:.6f}" for t, _, _ in columns]
+                   + ["" if r.get(c) is None else f"{r[c]:.6f}" for c, _, _ in columns]
                    + ["" if r["media"] is None else f"{r['media']:.6f}"])
-    v = versions()
     shots = {e["task"]: e["num_fewshot"] for e in records}
-    md += ["", "Tasks: " + ", ".join(f"{t} ({shots.get(evals.parse_column(t)[0], 0)}-shot)"
-                                     for t, _, _ in columns)
-           + ". Media = mean of the row's available metrics.",
-           f"lm-eval {v['lm_eval']}, transformers {v['transformers']}, torch {v['torch']}.", ""]
-    return "\n".join(md), buf.getvalue()
+    t.notes = ["Tasks: " + ", ".join(f"{c} ({shots.get(evals.parse_column(c)[0], 0)}-shot)"
+                                     for c, _, _ in columns)
+               + f". {spec['mean_label']} = mean of the row's available metrics.", "",
+               tables.provenance(records)]
+    return t, buf.getvalue()
 
 
-def progression_figure(lang: str, columns, rows, path) -> None:
+def progression_figure(lang: str, columns, rows, path, mean_label: str = "Media") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,10 +80,10 @@ def progression_figure(lang: str, columns, rows, path) -> None:
     for t, label, metric in columns:
         pts = [(s, r.get(t)) for s, r in zip(steps, rows) if r.get(t) is not None]
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=f"{label} ({metric})")
+            ax.plot(*zip(*pts), marker="o", label=label)
     pts = [(s, r["media"]) for s, r in zip(steps, rows) if r["media"] is not None]
     if pts:
-        ax.plot(*zip(*pts), marker="s", linestyle="--", color="black", label="Media")
+        ax.plot(*zip(*pts), marker="s", linestyle="--", color="black", label=mean_label)
     ax.set_xlabel("training step")
     ax.set_ylabel("score")
     ax.set_title(f"Checkpoint progression ({lang})")
@@ -131,11 +126,12 @@ def main(argv=None):
     records = [evals.read(p) for p in spec["evals"]]
     rows = build_rows(columns, records)
     out = spec["outputs"]
-    md, csv_text = table(spec["lang"], columns, rows, records)
-    write_text(out["md"], md)
+    t, csv_text = table(spec, columns, rows, records)
+    write_text(out["md"], t.markdown())
+    write_text(out["html"], t.html())
     write_text(out["csv"], csv_text)
     Path(out["png"]).parent.mkdir(parents=True, exist_ok=True)
-    progression_figure(spec["lang"], columns, rows, out["png"])
+    progression_figure(spec["lang"], columns, rows, out["png"], spec["mean_label"])
     loss_figure(spec["lang"], spec["train_metrics"], out["loss"])
     print(f"table: {out['md']} ({len(rows)} rows)")
 

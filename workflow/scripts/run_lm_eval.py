@@ -36,7 +36,7 @@ def settings(spec: dict) -> dict:
     batch = spec["batch_size"]
     return {"device": device, "dtype": dtype,
             "batch_size": batch if batch == "auto" else int(batch),
-            "max_batch_size": spec["max_batch_size"],
+            "max_batch_size": spec["max_batch_size"], "bootstrap_iters": spec["bootstrap_iters"],
             "apply_chat_template": spec["apply_chat_template"],
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
@@ -62,6 +62,7 @@ def run_lm_eval(spec: dict, s: dict) -> dict:
             tasks=[spec["lm_eval_task"]], num_fewshot=spec["num_fewshot"],
             batch_size=s["batch_size"], max_batch_size=s["max_batch_size"], device=s["device"],
             limit=spec["limit"], task_manager=tm, apply_chat_template=chat,
+            bootstrap_iters=spec["bootstrap_iters"],
             fewshot_as_multiturn=chat and spec["num_fewshot"] > 0, log_samples=False,
             random_seed=0, numpy_random_seed=1234, torch_random_seed=1234,
             fewshot_random_seed=1234)
@@ -80,7 +81,8 @@ def record(spec: dict, out: dict, s: dict, seconds: float) -> dict:
     v = versions()
     return {
         "model": spec["model"], "model_path": spec["model_path"], "step": spec["step"],
-        "task": spec["task"], "lm_eval_task": name, "num_fewshot": spec["num_fewshot"],
+        "task": spec["task"], "lm_eval_task": name, "include_path": spec["include_path"],
+        "num_fewshot": spec["num_fewshot"],
         "limit": spec["limit"], "metric": spec["metric"], "value": value,
         "metrics": summary["metrics"], "stderr": summary["stderr"],
         "is_group": summary["is_group"], "subtasks": summary["subtasks"],

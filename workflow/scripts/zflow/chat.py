@@ -1,8 +1,10 @@
-"""Chat and preference datasets for post-training: read, check, normalise.
+"""Chat, preference and prompt datasets for post-training: read, check, normalise.
 
 Users' files come in the shapes of the field: a ``messages`` list (TRL's conversational format),
 the seed's OpenItalianData ``conversation`` field (Axolotl ``field_messages: conversation``),
-ShareGPT ``conversations`` (from/value), and preference rows (``prompt``/``chosen``/``rejected``).
+ShareGPT ``conversations`` (from/value), preference rows (``prompt``/``chosen``/``rejected``), and
+GRPO prompt rows (``prompt``, or DeepScaleR's ``problem``, plus the columns the rewards of
+zflow.rewards read: see ``PROMPT_COLUMNS``).
 Every row is checked before any training starts; a bad row is reported as ``<file> row <n>:``.
 
 Normalised rows have ``messages`` (role/content, plus ``tool_calls`` with JSON-string arguments and
@@ -19,7 +21,13 @@ ROLES = ("system", "user", "assistant", "tool")
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
                   "assistant": "assistant", "tool": "tool", "function_response": "tool",
                   "observation": "tool"}
-FORMATS = ("auto", "messages", "conversation", "sharegpt", "preference")
+FORMATS = ("auto", "messages", "conversation", "sharegpt", "preference", "prompt")
+# GRPO prompt rows: the columns the rewards read (zflow.rewards), each None where a row has none;
+# other columns are dropped. ``problem`` is taken for ``prompt`` (DeepScaleR's rows).
+PROMPT_COLUMNS = ("answer", "reasoning", "tests", "choice_answer", "instruction_id_list",
+                  "instruction_kwargs", "tools", "expected_call")
+PROMPT_FIELDS = ("prompt", "problem")
+CHOICE_LETTERS = "ABCDEFGHIJ"
 SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
@@ -64,7 +72,8 @@ def read_rows(path) -> list[dict]:
 
 def detect(row: dict) -> str:
     for fmt, key in (("preference", "chosen"), ("messages", "messages"),
-                     ("conversation", "conversation"), ("sharegpt", "conversations")):
+                     ("conversation", "conversation"), ("sharegpt", "conversations"),
+                     *(("prompt", k) for k in PROMPT_FIELDS)):
         if key in row:
             return fmt
     return "unknown"
@@ -175,8 +184,107 @@ def preference(row: dict, where: str) -> dict:
     return out
 
 
+def _string_list(value, where: str, key: str) -> list[str]:
+    value = _maybe_json(value)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip()
+                                                           for v in value):
+        raise DataError(f"{where}: '{key}' is not a non-empty string or list of strings")
+    return value
+
+
+def _choice(value, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise DataError(f"{where}: 'choice_answer' is not a letter or a 0-based index")
+    if isinstance(value, int):
+        if not 0 <= value < len(CHOICE_LETTERS):
+            raise DataError(f"{where}: 'choice_answer' index {value} is out of range")
+        return CHOICE_LETTERS[value]
+    letter = value.strip().strip("()").upper()
+    if len(letter) != 1 or letter not in CHOICE_LETTERS:
+        raise DataError(f"{where}: 'choice_answer' {value!r} is not a letter A-J")
+    return letter
+
+
+def _instructions(ids, args, where: str) -> tuple[list[str], str]:
+    ids = _string_list(ids, where, "instruction_id_list")
+    args = _maybe_json(args)
+    if args is None:
+        args = [{}] * len(ids)
+    if not isinstance(args, list) or len(args) != len(ids) or not all(
+            a is None or isinstance(a, dict) for a in args):
+        raise DataError(f"{where}: 'instruction_kwargs' is not a list of {len(ids)} objects, one per "
+                        f"instruction of 'instruction_id_list'")
+    return ids, json.dumps([a or {} for a in args], ensure_ascii=False)
+
+
+def _expected_call(value, tools: list[dict], where: str) -> str:
+    call = _maybe_json(value)
+    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+        raise DataError(f"{where}: 'expected_call' is not an object with a function 'name'")
+    names = {(t.get("function", t))["name"] for t in tools}
+    if call["name"] not in names:
+        raise DataError(f"{where}: 'expected_call' names '{call['name']}', which is not among the "
+                        f"row's tools ({', '.join(sorted(names)) or 'none'})")
+    args = _maybe_json(call.get("arguments", {}))
+    if not isinstance(args, dict):
+        raise DataError(f"{where}: 'expected_call' arguments are not an object")
+    return json.dumps({"name": call["name"], "arguments": args}, ensure_ascii=False)
+
+
+def prompt(row: dict, where: str) -> dict:
+    """One GRPO row → {"prompt": [...messages], <PROMPT_COLUMNS>}, checked.
+
+    ``prompt`` is a string (one user turn) or a message list that does not end with an assistant
+    turn. The reward columns, each optional but at least one verifiable: ``answer`` (math: text or
+    number), ``tests`` (code: statements run after the code), ``choice_answer`` (a letter or a
+    0-based index), ``instruction_id_list`` with ``instruction_kwargs`` (IFEval), ``tools`` with
+    ``expected_call`` ({name, arguments}); ``reasoning`` (bool) fixes the row's reasoning mode.
+    ``tools``, ``expected_call`` and ``instruction_kwargs`` become JSON strings.
+    """
+    key = next((k for k in PROMPT_FIELDS if k in row), None)
+    value = row.get(key) if key else None
+    if value in (None, "", []):
+        raise DataError(f"{where}: no 'prompt' (format 'prompt'; fields: {', '.join(row)})")
+    msgs = _messages([{"role": "user", "content": value}] if isinstance(value, str) else value,
+                     f"{where} ({key})")
+    if msgs[-1]["role"] == "assistant":
+        raise DataError(f"{where}: '{key}' ends with an assistant turn")
+    out = {"prompt": msgs, **dict.fromkeys(PROMPT_COLUMNS)}
+    if row.get("answer") is not None:
+        answer = row["answer"]
+        if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or not str(answer).strip():
+            raise DataError(f"{where}: 'answer' is not a non-empty text or number")
+        out["answer"] = str(answer)
+    if row.get("reasoning") is not None:
+        if not isinstance(row["reasoning"], bool):
+            raise DataError(f"{where}: 'reasoning' is not true or false")
+        out["reasoning"] = row["reasoning"]
+    if row.get("tests") is not None:
+        out["tests"] = _string_list(row["tests"], where, "tests")
+    if row.get("choice_answer") is not None:
+        out["choice_answer"] = _choice(row["choice_answer"], where)
+    if row.get("instruction_id_list") is not None:
+        out["instruction_id_list"], out["instruction_kwargs"] = _instructions(
+            row["instruction_id_list"], row.get("instruction_kwargs"), where)
+    elif row.get("instruction_kwargs") is not None:
+        raise DataError(f"{where}: 'instruction_kwargs' without 'instruction_id_list'")
+    tools = _tools(row.get("tools"), where)
+    if tools:
+        out["tools"] = json.dumps(tools, ensure_ascii=False)
+    if row.get("expected_call") is not None:
+        out["expected_call"] = _expected_call(row["expected_call"], tools, where)
+    if all(out[k] is None for k in ("answer", "tests", "choice_answer", "instruction_id_list",
+                                    "expected_call")):
+        raise DataError(f"{where}: nothing to verify (none of answer, tests, choice_answer, "
+                        f"instruction_id_list, expected_call)")
+    return out
+
+
 def load(path, fmt: str = "auto", kind: str = "sft", label: str | None = None) -> list[dict]:
-    """All rows of a dataset entry (file or folder), normalised for ``kind`` ('sft' or 'dpo')."""
+    """All rows of a dataset entry (file or folder), normalised for ``kind`` ('sft', 'dpo' or
+    'grpo')."""
     out = []
     files = data_files(path)
     if not files:
@@ -190,14 +298,19 @@ def load(path, fmt: str = "auto", kind: str = "sft", label: str | None = None) -
             if not isinstance(row, dict):
                 raise DataError(f"{where}: not an object")
             rfmt = detect(row) if fmt == "auto" else fmt
-            if kind == "dpo":
+            if kind == "grpo":
+                if rfmt != "prompt":
+                    raise DataError(f"{where}: GRPO needs prompt rows ('prompt' and the reward "
+                                    f"columns; fields: {', '.join(row)})")
+                out.append(prompt(row, where))
+            elif kind == "dpo":
                 if rfmt != "preference":
                     raise DataError(f"{where}: DPO needs prompt/chosen/rejected rows "
                                     f"(fields: {', '.join(row)})")
                 out.append(preference(row, where))
             else:
-                if rfmt == "preference":
-                    raise DataError(f"{where}: a preference row in an SFT dataset")
+                if rfmt in ("preference", "prompt"):
+                    raise DataError(f"{where}: a {rfmt} row in an SFT dataset")
                 if rfmt == "unknown":
                     raise DataError(f"{where}: neither 'messages', 'conversation' nor "
                                     f"'conversations' (fields: {', '.join(row)})")

@@ -119,6 +119,8 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
                 )
 
     errors += _check_posttrain(config, base, check_files)
+    errors += _check_tables(config)
+    errors += _check_qualitative(config, base, check_files)
     for key in config["cost"]["source_tokens"]:
         if key not in sources and key not in config["chat_data"]:
             errors.append(f"cost.source_tokens.{key}: not a key of sources or chat_data")
@@ -156,10 +158,46 @@ def saved_step(config: dict, model: str) -> str | None:
 
 
 def _check_posttrain(config: dict, base: Path, check_files: bool) -> list[str]:
-    from zflow import chat
+    from zflow import chat, grpo, rewards
 
     errors = []
     data, post, baselines = config["chat_data"], config["posttrain"], config["baselines"]
+
+    def grpo_problems(key: str, pc: dict) -> list[str]:
+        """GRPO's rewards (names, settings, duplicates) and batch shapes."""
+        train, out = pc["train"], []
+        if not train["rewards"]:
+            out.append(f"{key}.train.rewards: GRPO needs at least one reward "
+                       f"(known: {', '.join(rewards.REWARDS)})")
+        names = [r.get("name") for r in train["rewards"]]
+        for i, spec in enumerate(grpo.reward_specs(train)):
+            if spec["name"] not in rewards.REWARDS:
+                out.append(f"{key}.train.rewards[{i}].name: unknown reward '{spec['name']}' "
+                           f"(known: {', '.join(rewards.REWARDS)})")
+                continue
+            if names.count(spec["name"]) > 1:
+                out.append(f"{key}.train.rewards[{i}].name: reward '{spec['name']}' is listed "
+                           f"twice (the logs key rewards by name)")
+            try:
+                rewards.build_rewards([spec])
+            except ValueError as e:
+                out.append(f"{key}.train.rewards[{i}]: {e}")
+        size, group = train["micro_batch_size"], train["num_generations"]
+        world = pc["nodes"] * pc["gpus_per_node"]
+        per_step = size * train["gradient_accumulation_steps"]
+        if per_step * world % group:
+            out.append(f"{key}.train.num_generations: the generation batch (micro_batch_size x "
+                       f"gradient_accumulation_steps x processes = {per_step * world} completions) "
+                       f"must hold whole groups of {group}")
+        elif train["dynamic_sampling_batches"] and per_step % group:
+            out.append(f"{key}.train.dynamic_sampling_batches: each process's generation batch "
+                       f"(micro_batch_size x gradient_accumulation_steps = {per_step}) must hold "
+                       f"whole groups of num_generations={group}")
+        if train["val_set_size"] and size * world % group:
+            out.append(f"{key}.train.val_set_size: evaluating needs micro_batch_size x processes "
+                       f"({size * world}) to hold whole groups of num_generations={group}")
+        return out
+
     for name, pc in post.items():
         key = f"posttrain.{name}"
         if name in baselines or CHECKPOINT_MODEL.fullmatch(name):
@@ -181,8 +219,14 @@ def _check_posttrain(config: dict, base: Path, check_files: bool) -> list[str]:
             fmt = data[d]["format"]
             if pc["method"] == "dpo" and fmt not in ("auto", "preference"):
                 errors.append(f"{key}.data: DPO needs preference data; '{d}' has format '{fmt}'")
-            if pc["method"] == "sft" and fmt == "preference":
-                errors.append(f"{key}.data: SFT needs chat data; '{d}' has format 'preference'")
+            if pc["method"] == "sft" and fmt in ("preference", "prompt"):
+                errors.append(f"{key}.data: SFT needs chat data; '{d}' has format '{fmt}'")
+            if pc["method"] == "grpo" and fmt not in ("auto", "prompt"):
+                errors.append(f"{key}.data: GRPO needs prompt data; '{d}' has format '{fmt}'")
+        if pc["method"] == "grpo":
+            errors += grpo_problems(key, pc)
+        elif pc["train"].get("rewards"):
+            errors.append(f"{key}.train.rewards: rewards are for method grpo, not {pc['method']}")
         tpl = pc["chat_template"]
         if check_files and not (base / tpl).is_file():
             errors.append(f"{key}.chat_template: file '{tpl}' does not exist")
@@ -216,4 +260,95 @@ def _check_posttrain(config: dict, base: Path, check_files: bool) -> list[str]:
         for b in cmp["baselines"]:
             if b not in baselines:
                 errors.append(f"compare.baselines: unknown baseline '{b}'")
+    return errors
+
+
+NEEDS = {"breakdown": ("task", "model"), "versus": ("task", "model", "base"),
+         "leaderboard": ("models", "columns"), "models": ("models", "columns")}
+
+
+def _model_problem(config: dict, name: str) -> str | None:
+    if name in config["posttrain"] or name in config["baselines"]:
+        return None
+    why = saved_step(config, name)
+    return f"{why}, nor a posttrain key or a baseline" if why else None
+
+
+def _check_tables(config: dict) -> list[str]:
+    """The report's tables name known languages, tasks and models, with what their kind needs."""
+    errors = []
+    for name, t in config["tables"].items():
+        key = f"tables.{name}"
+        if t["lang"] not in config["languages"]:
+            errors.append(f"{key}.lang: unknown language '{t['lang']}'")
+        for field in NEEDS[t["kind"]]:
+            if not t.get(field):
+                errors.append(f"{key}.{field}: required by kind '{t['kind']}'")
+        if t.get("task") and t["task"] not in config["tasks"]:
+            errors.append(f"{key}.task: unknown task '{t['task']}'")
+        for ref in t.get("columns", []):
+            if ref.split("/", 1)[0] not in config["tasks"]:
+                errors.append(f"{key}.columns: unknown task '{ref.split('/', 1)[0]}'")
+        for m in [t.get("model"), t.get("base"), *t.get("models", [])]:
+            if m and _model_problem(config, m):
+                errors.append(f"{key}: model {_model_problem(config, m)}")
+    for lang, lc in config["languages"].items():
+        for ref in lc["table"]["columns"] or []:
+            if ref.split("/", 1)[0] not in lc["eval"]["tasks"]:
+                errors.append(f"languages.{lang}.table.columns: '{ref}' is not a task of "
+                              f"languages.{lang}.eval.tasks")
+    order = config["report"]["order"]
+    known = set(config["tables"]) | {f"{k}_{lang}" for lang in config["languages"]
+                                     for k in ("progression", "compare", "sft_delta")}
+    for item in order:
+        if item not in known:
+            errors.append(f"report.order: unknown table '{item}' (known: {', '.join(sorted(known))})")
+    return errors
+
+
+def qualitative_name(entry) -> str:
+    """The name of a ``qualitative.models`` entry (a registry name, or an endpoint's ``name``)."""
+    return entry if isinstance(entry, str) else entry["name"]
+
+
+def _check_qualitative(config: dict, base: Path, check_files: bool) -> list[str]:
+    """Suites that load, known models (registry names or endpoints), one name each, a judge
+    that is a registry model or has a URL, a readable filled sheet."""
+    from zflow import qualitative, scoresheet
+
+    q = config.get("qualitative")
+    if not q:
+        return []
+    errors = []
+    for name, path in q["suites"].items() if check_files else ():
+        if not (base / path).is_file():
+            errors.append(f"qualitative.suites.{name}: file '{path}' does not exist")
+        else:
+            try:
+                qualitative.load_suite(base / path)
+            except qualitative.SuiteError as e:
+                errors.append(f"qualitative.suites.{name}: {e}")
+    seen = set()
+    for i, entry in enumerate(q["models"]):
+        name = qualitative_name(entry)
+        if name in seen:
+            errors.append(f"qualitative.models[{i}]: '{name}' is listed twice")
+        seen.add(name)
+        if isinstance(entry, str) and _model_problem(config, name):
+            errors.append(f"qualitative.models[{i}]: model {_model_problem(config, name)} "
+                          "(an endpoint is {name, url, model})")
+        if isinstance(entry, dict) and (name in config["posttrain"] or name in config["baselines"]
+                                        or CHECKPOINT_MODEL.fullmatch(name)):
+            errors.append(f"qualitative.models[{i}].name: '{name}' is a model of the registry; "
+                          "give the endpoint another name")
+    judge = q["judge"]
+    if judge and "url" not in judge and _model_problem(config, judge["model"]):
+        errors.append(f"qualitative.judge.model: {_model_problem(config, judge['model'])} "
+                      "(or give qualitative.judge.url for an endpoint)")
+    sheet = q["sheet"]
+    if check_files and sheet and (base / sheet).is_file():
+        try:
+            scoresheet.read_sheet(base / sheet)
+        except (scoresheet.SheetError, OSError, UnicodeDecodeError) as e:
+            errors.append(f"qualitative.sheet: {e}")
     return errors

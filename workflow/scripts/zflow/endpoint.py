@@ -89,14 +89,16 @@ def _describe(error: Exception) -> str:
 
 def chat(url: str, model: str, messages: list[dict], max_tokens: int, temperature: float = 0.0,
          top_p: float = 1.0, seed: int | None = None, timeout: float = 120.0, retries: int = 2,
-         api_key_env: str | None = None, backoff: float = 1.0) -> dict:
-    """One chat completion; raises EndpointError once the retries are spent."""
+         api_key_env: str | None = None, backoff: float = 1.0, extra: dict | None = None) -> dict:
+    """One chat completion; raises EndpointError once the retries are spent. ``extra``: more
+    fields of the request body (a server's own, e.g. vLLM's ``repetition_penalty``)."""
     key = _api_key(api_key_env)
     target = completions_url(url)
     payload = {"model": model, "messages": messages, "max_tokens": max_tokens,
                "temperature": temperature, "top_p": top_p, "stream": False}
     if seed is not None:
         payload["seed"] = seed
+    payload.update(extra or {})
     body = json.dumps(payload).encode("utf-8")
     attempt = 0
     while True:

@@ -9,8 +9,16 @@ from pathlib import Path
 # Pretraining (hf and nanotron): what a backend cannot measure is left empty.
 PRETRAIN = ["step", "consumed_tokens", "loss", "lr", "grad_norm", "tokens_per_sec",
             "tokens_per_sec_per_gpu", "model_tflops_per_gpu", "mfu", "elapsed_s"]
+# Post-training (SFT, DPO, GRPO): rewards_accuracy / rewards_margin are DPO's implicit rewards;
+# reward ... masked_groups are GRPO's, per logged step: the mean total reward of the step's
+# completions and its spread, the mean of each reward function (one column per name of
+# zflow.rewards.REWARDS, empty where unused), mean completion length in tokens, the share of groups
+# with zero reward variance, and dynamic sampling's generation batches, dropped and masked groups.
+REWARD_NAMES = ("math", "format", "length", "code", "choice", "ifeval", "tool")
 POSTTRAIN = ["step", "epoch", "loss", "eval_loss", "lr", "grad_norm", "rewards_accuracy",
-             "rewards_margin", "elapsed_s"]
+             "rewards_margin", "reward", "reward_std", *(f"reward_{n}" for n in REWARD_NAMES),
+             "completion_length", "frac_reward_zero_std", "generation_batches", "dropped_groups",
+             "masked_groups", "elapsed_s"]
 
 
 def append(path: Path, row: dict, fields: list[str]) -> None:

@@ -40,7 +40,24 @@ REPORT_DIR = "results/reports/{lang}"
 PROGRESSION = REPORT_DIR + "/progression.{ext}"
 LOSS_PNG = REPORT_DIR + "/loss.png"
 COMPARE = REPORT_DIR + "/compare.{ext}"
+COMPARE_GROUP_PNG = REPORT_DIR + "/compare_{group}.png"
 SFT_DELTA = REPORT_DIR + "/sft_delta.{ext}"
+TABLE = REPORT_DIR + "/tables/{table}.{ext}"
+REPORT_MD = "results/reports/report.md"
+EVALS_CSV = "results/reports/evals.csv"  # every eval behind the report: values, command, versions
+
+# the qualitative benchmark: one model on one suite (answers, scores, its scoring sheet), and the
+# report of them all (its tables are QUALITATIVE_TABLE with table = leaderboard, per_task, delta,
+# flags, winners, failures; the scoring sheet of every answer, for a person to fill)
+QUALITATIVE = "results/qualitative/{model}/{suite}"
+QUALITATIVE_ANSWERS = QUALITATIVE + ".answers.jsonl"
+QUALITATIVE_SCORES = QUALITATIVE + ".scores.jsonl"
+QUALITATIVE_JOB_SHEET = QUALITATIVE + ".sheet.csv"
+QUALITATIVE_REPORT = "results/reports/qualitative"
+QUALITATIVE_MD = QUALITATIVE_REPORT + "/qualitative.md"
+QUALITATIVE_TABLE = QUALITATIVE_REPORT + "/{table}.csv"
+QUALITATIVE_PNG = QUALITATIVE_REPORT + "/leaderboard.png"
+QUALITATIVE_SHEET = QUALITATIVE_REPORT + "/scoring_sheet.csv"
 
 LOG = "results/logs/{rule}/{key}.log"
 

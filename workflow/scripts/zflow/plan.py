@@ -274,11 +274,14 @@ class Plan:
 
     def report_files(self, lang: str) -> dict:
         return {**{ext: paths.fmt(paths.PROGRESSION, lang=lang, ext=ext)
-                   for ext in ("md", "csv", "png")},
+                   for ext in ("md", "csv", "html", "png")},
                 "loss": paths.fmt(paths.LOSS_PNG, lang=lang)}
 
     def compare_outputs(self, lang: str) -> dict:
-        return {**{ext: paths.fmt(paths.COMPARE, lang=lang, ext=ext) for ext in ("md", "csv", "png")},
+        groups = self.config.get("compare", {}).get("groups", {})
+        return {**{ext: paths.fmt(paths.COMPARE, lang=lang, ext=ext)
+                   for ext in ("md", "csv", "html", "png")},
+                **{f"png_{g}": paths.fmt(paths.COMPARE_GROUP_PNG, lang=lang, group=g) for g in groups},
                 **{f"delta_{ext}": paths.fmt(paths.SFT_DELTA, lang=lang, ext=ext)
                    for ext in ("md", "csv")}}
 
@@ -303,6 +306,49 @@ class Plan:
         pairs |= {(m, task_of(t)) for pair in spec["deltas"] for m in pair
                   for t in spec["delta_tasks"]}
         return sorted(paths.fmt(paths.EVAL, model=m, task=t) for m, t in pairs)
+
+    def tables(self, lang: str) -> list[str]:
+        return [n for n, t in self.config["tables"].items() if t["lang"] == lang]
+
+    def table_outputs(self, name: str) -> dict:
+        lang = self.config["tables"][name]["lang"]
+        return {ext: paths.fmt(paths.TABLE, lang=lang, table=name, ext=ext)
+                for ext in ("md", "csv", "html", "png")}
+
+    def table_evals(self, name: str) -> list[str]:
+        t = self.config["tables"][name]
+        if t["kind"] in ("breakdown", "versus"):
+            pairs = [(m, t["task"]) for m in (t.get("base"), t["model"]) if m]
+        else:
+            pairs = [(m, task_of(c)) for m in t["models"] for c in t["columns"]]
+        return sorted({paths.fmt(paths.EVAL, model=m, task=task) for m, task in pairs})
+
+    def lang_files(self, lang: str) -> list[str]:
+        """What ``all_<lang>`` makes: the progression, Table 7 and the language's other tables."""
+        return ([*self.report_files(lang).values(), *self.compare_files(lang)]
+                + [f for n in self.tables(lang) for f in self.table_outputs(n).values()])
+
+    def report_order(self) -> list[tuple[str, str]]:
+        """(name, Markdown file) of every table in report.md's order (``report.order`` first)."""
+        md = {}
+        for lang in self.config["languages"]:
+            md[f"progression_{lang}"] = self.report_files(lang)["md"]
+            md.update({n: self.table_outputs(n)["md"] for n in self.tables(lang)})
+            if self.compare_files(lang):
+                out = self.compare_outputs(lang)
+                md[f"compare_{lang}"], md[f"sft_delta_{lang}"] = out["md"], out["delta_md"]
+        first = [n for n in self.config["report"]["order"] if n in md]
+        return [(n, md[n]) for n in first + [n for n in md if n not in first]]
+
+    def all_evals(self) -> list[str]:
+        """Every eval JSON a table of the report reads."""
+        evs = {e for lang in self.config["languages"] for e in self.eval_files(lang)}
+        for lang in self.config["languages"]:
+            if self.compare_files(lang):
+                evs |= set(self.compare_evals(lang))
+        for n in self.config["tables"]:
+            evs |= set(self.table_evals(n))
+        return sorted(evs)
 
     # ------------------------------------------------------------ job specs
 
@@ -398,6 +444,7 @@ class Plan:
                 "num_fewshot": t["num_fewshot"], "metric": t["metric"], "limit": t["limit"],
                 "apply_chat_template": t["chat_template"], "batch_size": e["batch_size"],
                 "max_batch_size": e["max_batch_size"], "device": e["device"], "dtype": e["dtype"],
+                "bootstrap_iters": e["bootstrap_iters"],
                 "output": paths.fmt(paths.EVAL, model=model, task=task),
                 "keyed_on": {"model": self.model_identity(model), "versions": self.eval_versions()}}
 
@@ -415,13 +462,19 @@ class Plan:
                 "summary": paths.fmt(paths.POSTTRAIN_SUMMARY, name=name),
                 "keyed_on": {"base": self.model_identity(pc["base"])}}
 
-    def _column(self, ref: str, label: str | None = None) -> list:
+    def _column(self, ref: str, label: str | None = None, metric: str | None = None) -> list:
         task = task_of(ref)
         t = self.config["tasks"][task]
-        return [ref, label or (t.get("label", task) if ref == task else ref), t["metric"]]
+        return [ref, label or (t.get("label", task) if ref == task else ref), metric or t["metric"]]
 
     def _spec_report(self, lang):
-        return {"lang": lang, "columns": [self._column(t) for t in self.lang(lang)["eval"]["tasks"]],
+        tbl = self.lang(lang)["table"]
+        cols = []
+        for ref in tbl["columns"] or self.lang(lang)["eval"]["tasks"]:
+            c = self._column(ref)
+            cols.append([ref, tbl["labels"].get(ref) or f"{c[1]} ({c[2]})", c[2]])
+        return {"lang": lang, "columns": cols, "title": tbl["title"].format(lang=lang),
+                "first": tbl["first"], "mean_label": tbl["mean_label"], "decimals": tbl["decimals"],
                 "evals": self.eval_files(lang),
                 "train_metrics": paths.fmt(paths.TRAIN_METRICS, lang=lang),
                 "outputs": self.report_files(lang)}
@@ -437,7 +490,150 @@ class Plan:
                 "delta_tasks": self.delta_tasks()}
 
     def _spec_compare(self, lang):
-        return {**self._compare(lang), "outputs": self.compare_outputs(lang)}
+        cmp = self.config["compare"]
+        return {**self._compare(lang), "title": cmp["title"], "mean_label": cmp["mean_label"],
+                "total_label": cmp["total_label"], "decimals": cmp["decimals"],
+                "evals": self.compare_evals(lang), "outputs": self.compare_outputs(lang)}
+
+    def _spec_table(self, table, lang=None):
+        t = self.config["tables"][table]
+        spec = {k: v for k, v in t.items() if k not in ("columns",)}
+        spec["columns"] = [self._column(c, t["labels"].get(c), t["metrics"].get(c))
+                           for c in t.get("columns", [])]
+        return {**spec, "name": table, "evals": self.table_evals(table),
+                "outputs": self.table_outputs(table)}
+
+    def _spec_report_md(self):
+        return {"tables": [[n, md] for n, md in self.report_order()], "evals": self.all_evals(),
+                "outputs": {"md": paths.REPORT_MD, "evals_csv": paths.EVALS_CSV}}
+
+    # ------------------------------------------------------------ qualitative benchmark
+
+    # versions that change a local model's answers (its jobs are keyed on them); the report's tables
+    QUALITATIVE_PACKAGES = ("transformers", "torch")
+    QUALITATIVE_TABLES = ("leaderboard", "per_task", "delta", "flags", "winners", "failures")
+
+    def qualitative_models(self) -> list[str]:
+        """The names of ``qualitative.models`` (registry names and endpoints' names)."""
+        q = self.config.get("qualitative")
+        return [checks.qualitative_name(e) for e in q["models"]] if q else []
+
+    def qualitative_suites(self) -> list[str]:
+        q = self.config.get("qualitative")
+        return list(q["suites"]) if q else []
+
+    def qualitative_regex(self, wildcard: str) -> str:
+        """Wildcard constraint of ``model`` or ``suite`` in the qualitative rules."""
+        names = self.qualitative_models() if wildcard == "model" else self.qualitative_suites()
+        return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+    def qualitative_suite_file(self, suite: str) -> str:
+        return self.config["qualitative"]["suites"][suite]
+
+    def qualitative_endpoint(self, name: str) -> dict | None:
+        """The ``{name, url, model, api_key_env}`` entry of an endpoint model; None otherwise."""
+        return next((e for e in self.config["qualitative"]["models"]
+                     if isinstance(e, dict) and e["name"] == name), None)
+
+    def qualitative_dependency(self, name: str) -> Dependency:
+        """What a job answering with ``name`` waits for (nothing for an endpoint)."""
+        return Dependency(None) if self.qualitative_endpoint(name) else self.dependency(name)
+
+    def qualitative_judge_dependency(self) -> Dependency:
+        """What a scoring job waits for: a local judge model (nothing for an endpoint)."""
+        j = self.config["qualitative"]["judge"]
+        return self.dependency(j["model"]) if j and "url" not in j else Dependency(None)
+
+    def qualitative_answers(self, suite: str | None = None) -> list[str]:
+        return [paths.fmt(paths.QUALITATIVE_ANSWERS, model=m, suite=s)
+                for m in self.qualitative_models() for s in self.qualitative_suites()
+                if suite in (None, s)]
+
+    def qualitative_scores(self) -> list[str]:
+        return [paths.fmt(paths.QUALITATIVE_SCORES, model=m, suite=s)
+                for m in self.qualitative_models() for s in self.qualitative_suites()]
+
+    def qualitative_outputs(self) -> dict:
+        return {"md": paths.QUALITATIVE_MD,
+                **{t: paths.fmt(paths.QUALITATIVE_TABLE, table=t) for t in self.QUALITATIVE_TABLES},
+                "png": paths.QUALITATIVE_PNG, "sheet": paths.QUALITATIVE_SHEET}
+
+    def qualitative_files(self) -> list[str]:
+        """What the qualitative report makes (nothing without a ``qualitative`` section)."""
+        return list(self.qualitative_outputs().values()) if self.config.get("qualitative") else []
+
+    def qualitative_identity(self, name: str) -> str:
+        e = self.qualitative_endpoint(name)
+        return f"endpoint:{e['url']}:{e['model']}" if e else self.model_identity(name)
+
+    @functools.cache
+    def _qualitative_versions(self) -> str:
+        v = versions(self.QUALITATIVE_PACKAGES)
+        return ",".join(f"{k}={v[k]}" for k in self.QUALITATIVE_PACKAGES)
+
+    @functools.cache
+    def _human_scores(self) -> dict:
+        """{(model, suite, task): score} of the filled scoring sheet, if there is one."""
+        from zflow import scoresheet
+
+        sheet = self.config["qualitative"]["sheet"]
+        if not sheet or not (self.base / sheet).is_file():
+            return {}
+        return scoresheet.read_sheet(self.base / sheet)
+
+    def _qualitative_judge(self) -> dict | None:
+        j = self.config["qualitative"]["judge"]
+        if not j:
+            return None
+        settings = {k: j[k] for k in ("max_tokens", "temperature", "seed", "retries")}
+        if "url" in j:
+            return {"kind": "endpoint", "url": j["url"], "model": j["model"],
+                    "api_key_env": j["api_key_env"], **settings}
+        return {"kind": "local", "name": j["model"], "path": self.model(j["model"]).path,
+                "startup_timeout_s": j["startup_timeout_s"], **settings}
+
+    def _spec_qualitative_answer(self, model, suite):
+        q = self.config["qualitative"]
+        e = self.qualitative_endpoint(model)
+        if e:
+            source = {"kind": "endpoint", "url": e["url"], "model": e["model"],
+                      "api_key_env": e["api_key_env"]}
+            keyed = {"model": self.qualitative_identity(model)}
+        else:
+            m = self.model(model)
+            source = {"kind": "local", "path": m.path, "registry": m.kind}
+            keyed = {"model": self.model_identity(model), "versions": self._qualitative_versions()}
+        return {"model": model, "suite": suite, "suite_file": self.qualitative_suite_file(suite),
+                "source": source, "decoding": q["decoding"], "device": q["device"],
+                "dtype": q["dtype"], "timeout_s": q["timeout_s"],
+                "request_retries": q["request_retries"],
+                "output": paths.fmt(paths.QUALITATIVE_ANSWERS, model=model, suite=suite),
+                "keyed_on": keyed}
+
+    def _spec_qualitative_score(self, model, suite):
+        q = self.config["qualitative"]
+        judge = self._qualitative_judge()
+        human = {t: v for (m, s, t), v in self._human_scores().items()
+                 if m == model and s == suite}
+        wc = {"model": model, "suite": suite}
+        return {**wc, "suite_file": self.qualitative_suite_file(suite),
+                "answers": paths.fmt(paths.QUALITATIVE_ANSWERS, **wc), "judge": judge,
+                "sheet": q["sheet"], "reasoning_tags": q["decoding"]["reasoning_tags"],
+                "device": q["device"], "dtype": q["dtype"], "timeout_s": q["timeout_s"],
+                "request_retries": q["request_retries"],
+                "outputs": {"scores": paths.fmt(paths.QUALITATIVE_SCORES, **wc),
+                            "sheet": paths.fmt(paths.QUALITATIVE_JOB_SHEET, **wc)},
+                "keyed_on": {"judge": judge and (self.model_identity(judge["name"])
+                                                 if judge["kind"] == "local"
+                                                 else f"endpoint:{judge['url']}:{judge['model']}"),
+                             "human": human}}
+
+    def _spec_qualitative_report(self):
+        q = self.config["qualitative"]
+        return {"suites": q["suites"], "models": self.qualitative_models(),
+                "scores": self.qualitative_scores(), "pass_threshold": q["pass_threshold"],
+                "pair": self.qualitative_suites()[:2], "decoding": q["decoding"],
+                "judge": self._qualitative_judge(), "outputs": self.qualitative_outputs()}
 
     # ------------------------------------------------------------ environment of jobs
 

@@ -414,11 +414,12 @@ def tool_reward(tools_column: str = "tools", expected_column: str = "expected_ca
 # --- dynamic sampling -------------------------------------------------------------------------
 #
 # A group (the ``group_size`` consecutive completions of one prompt, as TRL's RepeatSampler lays
-# them out) whose rewards are all equal has zero advantage everywhere and teaches nothing. Meant
-# hook, not wired: a GRPOTrainer subclass overrides ``_generate_and_score_completions(inputs)``,
-# filters each scored batch with ``keep_mask`` on its ``advantages`` (zero-variance rewards give
-# all-zero group advantages) and draws further prompt batches from its dataloader until the batch
-# is full or ``max_batches`` is spent, as ``resample`` does on plain lists.
+# them out) whose rewards are all equal has zero advantage everywhere and teaches nothing. Wired in
+# zflow.grpo: its GRPOTrainer subclass overrides ``_generate_and_score_completions(inputs)``, finds
+# the scored batch's flat groups with ``zero_variance_groups`` and replaces them with groups of
+# further generation batches, up to ``dynamic_sampling_batches``, as ``resample`` does on plain
+# lists. An unscorable reward (None or NaN: every reward function left the item out) is ignored,
+# as TRL's advantages ignore it.
 
 def _groups(rewards: Sequence[float], group_size: int) -> list[Sequence[float]]:
     if group_size < 1 or len(rewards) % group_size:
@@ -426,9 +427,13 @@ def _groups(rewards: Sequence[float], group_size: int) -> list[Sequence[float]]:
     return [rewards[i:i + group_size] for i in range(0, len(rewards), group_size)]
 
 
-def zero_variance_groups(rewards: Sequence[float], group_size: int) -> list[int]:
-    """Indices of the groups whose rewards are all equal."""
-    return [g for g, group in enumerate(_groups(rewards, group_size)) if len(set(group)) == 1]
+def _scored(group) -> set:
+    return {r for r in group if r is not None and not (isinstance(r, float) and math.isnan(r))}
+
+
+def zero_variance_groups(rewards: Sequence[float | None], group_size: int) -> list[int]:
+    """Indices of the groups whose scored rewards are all equal (or that have none scored)."""
+    return [g for g, group in enumerate(_groups(rewards, group_size)) if len(_scored(group)) <= 1]
 
 
 def keep_mask(rewards: Sequence[float], group_size: int) -> list[bool]:

@@ -1,0 +1,67 @@
+"""One table of the report beside the progression and Table 7: a group task's breakdown (the seed's
+Table 2), a base-vs-post-trained comparison on a group (Table 9, Figure 9), a leaderboard (Table 6,
+Figure 5) or a models table (Table 8).
+
+Reads the eval JSONs listed in the spec; writes the table as Markdown (the seed's shape, with the
+commands and versions that produced it) and CSV, and its figure as PNG.
+"""
+
+from __future__ import annotations
+
+from zflow import figures, tables
+from zflow.io import die, spec_cli, write_text
+
+
+def build(spec: dict, records: dict) -> tables.Table:
+    kind, title, dec = spec["kind"], spec["title"], spec["decimals"]
+    cols = [tuple(c) for c in spec.get("columns", [])]
+    if kind in ("breakdown", "versus"):
+        need = [spec["model"]] + ([spec["base"]] if kind == "versus" else [])
+        missing = [m for m in need if (m, spec["task"]) not in records]
+        if missing:
+            die(f"table {spec['name']}: no eval of task {spec['task']} for {', '.join(missing)}")
+    if kind == "breakdown":
+        return tables.breakdown(title, records[(spec["model"], spec["task"])], spec["labels"],
+                                spec["metrics"], dec)
+    if kind == "versus":
+        return tables.versus(title, (spec["base"], records[(spec["base"], spec["task"])]),
+                             (spec["model"], records[(spec["model"], spec["task"])]),
+                             spec["labels"], spec["metrics"], spec["delta_label"], dec)
+    if kind == "leaderboard":
+        return tables.leaderboard(title, spec["models"], cols, records, spec["first"],
+                                  spec["mean_label"], dec)
+    return tables.models(title, spec["models"], {"": cols}, records, spec["first"],
+                         spec["mean_label"], None, dec)
+
+
+def figure(spec: dict, t: tables.Table, path) -> None:
+    kind = spec["kind"]
+    if kind == "breakdown":
+        figures.bars(path, t.title, [f"{r[0]} ({r[1]})" for r in t.rows],
+                     {spec["model"]: [r[2] for r in t.rows]}, horizontal=True)
+    elif kind == "versus":
+        figures.bars(path, t.title, [f"{r[0]} ({r[1]})" for r in t.rows],
+                     {spec["base"]: [r[2] for r in t.rows], spec["model"]: [r[3] for r in t.rows]},
+                     horizontal=True)
+    else:  # leaderboard / models: one bar per model in each column, the mean last
+        first = 2 if kind == "leaderboard" else 1
+        figures.bars(path, t.title, t.header[first:],
+                     {r[first - 1]: r[first:] for r in t.rows})
+
+
+def main(argv=None):
+    spec, _ = spec_cli(__doc__, argv, counts=())
+    records = tables.records(spec["evals"])
+    t = build(spec, records)
+    t.notes = [spec["caption"], "", tables.provenance(records)] if spec.get("caption") else \
+        [tables.provenance(records)]
+    out = spec["outputs"]
+    write_text(out["md"], t.markdown())
+    write_text(out["csv"], t.csv())
+    write_text(out["html"], t.html())
+    figure(spec, t, out["png"])
+    print(t.markdown())
+
+
+if __name__ == "__main__":
+    main()

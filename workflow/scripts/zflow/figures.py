@@ -1,0 +1,46 @@
+"""The report's bar charts (the seed's Figures 5-9): one function, matplotlib's Agg backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zflow.io import save_png
+
+
+def bars(path, title: str, categories: list[str], series: dict[str, list], ylabel: str = "score",
+         horizontal: bool = False) -> None:
+    """Grouped bars: one group per category, one bar per series (``None`` values left out)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = max(len(series), 1)
+    width = 0.8 / n
+    size = (7, max(3, 0.45 * len(categories) * max(1, n / 2))) if horizontal else \
+        (max(6, 0.9 * len(categories) * max(1, n / 2)), 4)
+    fig, ax = plt.subplots(figsize=size)
+    for j, (name, values) in enumerate(series.items()):
+        pts = [(i + j * width, v) for i, v in enumerate(values) if v is not None]
+        if not pts:
+            continue
+        xs, ys = zip(*pts)
+        (ax.barh if horizontal else ax.bar)(xs, ys, width, label=name)
+    ticks = [i + width * (n - 1) / 2 for i in range(len(categories))]
+    if horizontal:
+        ax.set_yticks(ticks)
+        ax.set_yticklabels(categories)
+        ax.invert_yaxis()
+        ax.set_xlabel(ylabel)
+    else:
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(categories, rotation=20, ha="right")
+        ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="x" if horizontal else "y")
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_png(fig, path)
+    plt.close(fig)
