@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -92,6 +93,20 @@ def nanotron_step_files(root: Path, steps, latest: int) -> None:
         (d / "model_config.json").write_text("{}")
         (d / "config.yaml").write_text("")
     (root / "latest.txt").write_text(str(latest))
+
+
+def scheduled(workdir: Path, target: str = "all", extra_env=None) -> set[tuple]:
+    """(rule, wildcards) of every job a dry run of ``target`` lists; empty when nothing to do."""
+    out = snakemake(workdir, target, "--dry-run", timeout=300, extra_env=extra_env).stdout
+    if "Nothing to be done" in out:
+        return set()
+    jobs = set()
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", out):
+        m = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block)
+        if m:
+            wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            jobs.add((m.group(1), wc.group(1) if wc else ""))
+    return jobs
 
 
 def load_config(workdir: Path) -> dict:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, env, snakemake
+from conftest import REPO, copy_workflow, env, scheduled, snakemake
 
 from zflow.plan import Plan
 
@@ -337,19 +336,6 @@ def test_report_totals_equal_the_per_task_sums(models, tmp_path):
 
 
 # ---- staleness -------------------------------------------------------------------------------
-
-def scheduled(wd: Path, target: str) -> set[tuple]:
-    out = snakemake(wd, target, "--dry-run", timeout=300).stdout
-    if "Nothing to be done" in out:
-        return set()
-    jobs = set()
-    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", out):
-        m = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block)
-        if m:
-            wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
-            jobs.add((m.group(1), wc.group(1) if wc else ""))
-    return jobs
-
 
 def jobs(models, suites, rules=("qualitative_answer", "qualitative_score")) -> set:
     return {(r, f"model={m}, suite={s}") for r in rules for m in models for s in suites}

@@ -4,24 +4,9 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 
 import pytest
-from conftest import load_config, snakemake, write_config
-
-
-def scheduled(wd, extra_env=None) -> set[tuple]:
-    p = snakemake(wd, "all", "--dry-run", timeout=300, extra_env=extra_env)
-    out = p.stdout
-    if "Nothing to be done" in out:
-        return set()
-    jobs = set()
-    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", out):
-        m = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block)
-        if m:
-            wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
-            jobs.add((m.group(1), wc.group(1) if wc else ""))
-    return jobs
+from conftest import load_config, scheduled, write_config
 
 
 @pytest.fixture
@@ -184,7 +169,7 @@ def test_new_lm_eval_version_reruns_every_eval_and_nothing_upstream(wf, tmp_path
     assert real != "0.4.12" and len(every) == 9 + 6 * 8 + 6 + 2 + 3
     tables = tables_reading(cfg, every)
     assert len(tables) == len(cfg["tables"])
-    assert scheduled(wd, upgraded) == every | TAIL | COMPARE | tables
+    assert scheduled(wd, extra_env=upgraded) == every | TAIL | COMPARE | tables
     assert scheduled(wd) == set()
 
 

@@ -13,13 +13,12 @@ from zflow.io import spec_cli, write_text
 
 
 def section(number: int, text: str) -> str:
-    """A table's Markdown under a numbered heading ("## Table 3. <its title>"); its own further
-    headings one level down."""
+    """A table's Markdown under a numbered heading ("## Table 3. <its title>", from its first
+    heading); its own further headings one level down."""
     lines = text.strip("\n").splitlines()
-    if lines and lines[0].startswith("## "):
-        title, lines = lines[0][3:], lines[1:]
-    else:
-        title = ""
+    title = ""
+    if lines and lines[0].startswith(("# ", "## ")):
+        title, lines = lines[0].split(" ", 1)[1], lines[1:]
     body = [("#" + ln) if ln.startswith("## ") else ln for ln in lines]
     return "\n".join([f"## Table {number}. {title}".rstrip(". ") if title else f"## Table {number}",
                       *body, ""])

@@ -300,6 +300,7 @@ def _check_tables(config: dict) -> list[str]:
     order = config["report"]["order"]
     known = set(config["tables"]) | {f"{k}_{lang}" for lang in config["languages"]
                                      for k in ("progression", "compare", "sft_delta")}
+    known |= {"qualitative"} if config.get("qualitative") else set()
     for item in order:
         if item not in known:
             errors.append(f"report.order: unknown table '{item}' (known: {', '.join(sorted(known))})")

@@ -337,6 +337,8 @@ class Plan:
             if self.compare_files(lang):
                 out = self.compare_outputs(lang)
                 md[f"compare_{lang}"], md[f"sft_delta_{lang}"] = out["md"], out["delta_md"]
+        if self.config.get("qualitative"):
+            md["qualitative"] = paths.QUALITATIVE_MD
         first = [n for n in self.config["report"]["order"] if n in md]
         return [(n, md[n]) for n in first + [n for n in md if n not in first]]
 
