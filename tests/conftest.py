@@ -109,6 +109,24 @@ def scheduled(workdir: Path, target: str = "all", extra_env=None) -> set[tuple]:
     return jobs
 
 
+# config sections that name the post-trained models: the tables, the report's order, the
+# qualitative benchmark's models and judge
+DOWNSTREAM = ("compare", "tables", "report", "qualitative")
+
+
+def without_downstream(cfg: dict) -> dict:
+    for key in DOWNSTREAM:
+        cfg.pop(key, None)
+    return cfg
+
+
+def spine(cfg: dict, *more: str) -> dict:
+    """The embedded default without post-training and what is built on it (and ``more`` keys)."""
+    for key in ("posttrain", *more):
+        cfg.pop(key, None)
+    return without_downstream(cfg)
+
+
 def load_config(workdir: Path) -> dict:
     return yaml.safe_load((workdir / "config" / "config.yaml").read_text())
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import copy_workflow, env, load_config, snakemake, write_config
+from conftest import copy_workflow, env, load_config, snakemake, spine, write_config
 
 
 def evaluated(out: str) -> set[str]:
@@ -19,8 +19,7 @@ def evaluated(out: str) -> set[str]:
 def test_evaluate_while_training(tmp_path):
     wd = copy_workflow(tmp_path / "wf")
     cfg = load_config(wd)
-    for key in ("posttrain", "compare"):
-        cfg.pop(key)
+    spine(cfg)
     lc = cfg["languages"]["ita"]
     lc["pretrain"].update(train_steps=2000, checkpoint_interval=20, lr_warmup_steps=5,
                           lr_decay_starting_step=1000, lr_decay_steps=1000)

@@ -8,7 +8,7 @@ import json
 import math
 
 import pytest
-from conftest import REPO, load_config
+from conftest import REPO, load_config, without_downstream
 from zflow import chat
 
 SFT = ("nesso-instruct", "nesso-agentic", "open-zagreus")
@@ -223,7 +223,7 @@ def _posttrain_cmd(wd, run, epochs, nproc=1, save_steps=4):
                               "train": {"learning_rate": 1e-3, "epochs": epochs,
                                         "micro_batch_size": 4, "sequence_length": 256,
                                         "logging_steps": 1, "save_steps": save_steps}}}
-    cfg.pop("compare")
+    without_downstream(cfg)
     spec = Plan(cfg, base=wd, check_files=False).spec("posttrain", name="t")
     spec.update(base=str(wd / spec["base"]), run_dir=str(run), model_dir=str(run / "model"),
                 metrics=str(run / "m.csv"), summary=str(run / "s.json"))

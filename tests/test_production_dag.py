@@ -60,8 +60,9 @@ def test_all_ita_lists_the_expected_jobs(prod):
     assert len(j["evaluate"]) == len(want) == (12 + 3) * 7 + 8 * 4 + 2 * 2 + 1
     assert sorted(w["name"] for w in j["posttrain"]) == sorted(post)
     assert [w["lang"] for w in j["report"]] == ["ita"] and [w["lang"] for w in j["compare"]] == ["ita"]
-    # the seed's Tables 2, 8 and 9 (Table 6 is Portuguese)
-    assert sorted(w["table"] for w in j["table"]) == ["evalita_base", "evalita_sft", "open_zagreus_it"]
+    # the seed's Tables 2, 8 and 9 (Table 6 is Portuguese), and the post-training chain
+    assert sorted(w["table"] for w in j["table"]) == ["chain_stages", "evalita_base", "evalita_sft",
+                                                      "open_zagreus_it"]
     assert "pretrain" not in j and "train_tokenizer" not in j  # nanotron backend, hub tokenizer
     assert not (wd / "results").exists()
 
@@ -81,7 +82,7 @@ def test_all_covers_four_languages(prod):
     want |= {(m, t) for m in pt["models"] for t in pt["columns"]}
     # a baseline's English evals are shared by the four languages: run once
     assert len(j["evaluate"]) == len(want) == 240 + 8 * 4 + 2 * 2 + 1 + 3 * 9
-    assert len(j["table"]) == 4 and len(j["report_md"]) == 1
+    assert len(j["table"]) == 5 and len(j["report_md"]) == 1
     assert {(w["model"], w["task"]) for w in j["evaluate"]} == want
     # shared sources (fineweb-edu shards, starcoder) are downloaded and tokenized once
     assert len(j["download"]) == len({s for lc in cfg["languages"].values() for s in lc["data"]}) + 3

@@ -93,7 +93,15 @@ def test_versus_leaderboard_and_models_tables(demo_run):
             for t in ("m_mmlu_it", "arc_it", "hellaswag_it")]
     assert all(close(c, v) for c, v in zip(rows[1][1:4], vals))
     assert close(rows[1][4], sum(vals) / 3)
-    for name in ("evalita_base", "evalita_sft", "pt_leaderboard", "open_zagreus_it"):
+    # Domyn-Small's Table 6: benchmarks x the stages of the chain SFT -> GRPO -> DPO -> GRPO
+    st = cfg["tables"]["chain_stages"]
+    rows = read_csv(wd / REPORTS / "ita/tables/chain_stages.csv")
+    assert rows[0] == ["Benchmark", "SFT", "+ GRPO", "+ DPO", "+ multi-env GRPO"]
+    assert len(rows) - 1 == len(st["columns"])
+    for row, task in zip(rows[1:], st["columns"]):
+        for cell, m in zip(row[1:], st["models"]):
+            assert close(cell, record(wd, m, task)["metrics"][cfg["tasks"][task]["metric"]])
+    for name in cfg["tables"]:
         assert (wd / REPORTS / f"ita/tables/{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, copy_workflow, env, load_config, snakemake, write_config
+from conftest import REPO, copy_workflow, env, load_config, snakemake, spine, write_config
 from zflow import paths as P
 
 # each name has a space and an apostrophe (and one a non-ASCII letter)
@@ -56,8 +56,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
     tasks = tmp_path / TASK_DIR
     shutil.copytree(REPO / "resources" / "eval_tasks", tasks)
     cfg = load_config(wd)
-    for key in ("posttrain", "compare", "chat_data"):
-        cfg.pop(key, None)
+    spine(cfg, "chat_data")
     for name, src in cfg["sources"].items():
         shutil.copytree(REPO / src["path"], data / name)
         src["path"] = str(data / name)  # absolute, with the space and the apostrophe

@@ -8,7 +8,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import copy_workflow, load_config, snakemake, write_config
+from conftest import copy_workflow, load_config, snakemake, spine, write_config
 from slurm_cluster import Cluster, install
 
 PROFILE = """\
@@ -60,8 +60,7 @@ def test_embedded_default_through_slurm(cluster, tmp_path):
     lc["pretrain"].update(nodes=2, nproc_per_node=1, train_steps=60, checkpoint_interval=30,
                           lr_decay_starting_step=30, lr_decay_steps=30, lr_warmup_steps=5)
     lc["eval"]["checkpoints"] = [30, 60]
-    for key in ("posttrain", "compare"):  # post-training runs in the demo test; here the spine
-        cfg.pop(key)
+    spine(cfg)  # post-training runs in the demo test; here the spine
     write_config(wd, cfg)
     (wd / "profiles" / "test-slurm").mkdir()
     (wd / "profiles" / "test-slurm" / "config.v8+.yaml").write_text(PROFILE)

@@ -1,6 +1,6 @@
 """One table of the report beside the progression and Table 7: a group task's breakdown (the seed's
 Table 2), a base-vs-post-trained comparison on a group (Table 9, Figure 9), a leaderboard (Table 6,
-Figure 5) or a models table (Table 8).
+Figure 5), a models table (Table 8) or the stages of a post-training chain (Domyn-Small's Table 6).
 
 Reads the eval JSONs listed in the spec; writes the table as Markdown (the seed's shape, with the
 commands and versions that produced it) and CSV, and its figure as PNG.
@@ -27,6 +27,9 @@ def build(spec: dict, records: dict) -> tables.Table:
         return tables.versus(title, (spec["base"], records[(spec["base"], spec["task"])]),
                              (spec["model"], records[(spec["model"], spec["task"])]),
                              spec["labels"], spec["metrics"], spec["delta_label"], dec)
+    if kind == "stages":
+        return tables.stages(title, spec["models"], cols, records, spec["labels"], spec["first"],
+                             dec)
     if kind == "leaderboard":
         return tables.leaderboard(title, spec["models"], cols, records, spec["first"],
                                   spec["mean_label"], dec)
@@ -43,6 +46,9 @@ def figure(spec: dict, t: tables.Table, path) -> None:
         figures.bars(path, t.title, [f"{r[0]} ({r[1]})" for r in t.rows],
                      {spec["base"]: [r[2] for r in t.rows], spec["model"]: [r[3] for r in t.rows]},
                      horizontal=True)
+    elif kind == "stages":  # one bar per stage in each benchmark
+        figures.bars(path, t.title, [r[0] for r in t.rows],
+                     {h: [r[1 + j] for r in t.rows] for j, h in enumerate(t.header[1:])})
     else:  # leaderboard / models: one bar per model in each column, the mean last
         first = 2 if kind == "leaderboard" else 1
         figures.bars(path, t.title, t.header[first:],

@@ -264,7 +264,8 @@ def _check_posttrain(config: dict, base: Path, check_files: bool) -> list[str]:
 
 
 NEEDS = {"breakdown": ("task", "model"), "versus": ("task", "model", "base"),
-         "leaderboard": ("models", "columns"), "models": ("models", "columns")}
+         "leaderboard": ("models", "columns"), "models": ("models", "columns"),
+         "stages": ("models", "columns")}
 
 
 def _model_problem(config: dict, name: str) -> str | None:

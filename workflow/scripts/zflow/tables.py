@@ -10,6 +10,8 @@ looked up by ``(model, task key)``; a column is a task key or ``<task>/<subtask>
   (Table 6).
 * :func:`breakdown` — one group task of one model: its overall score and each subtask with its
   own metric (Table 2).
+* :func:`stages` — benchmarks × the stages of a post-training chain (Domyn-Small's Table 6:
+  SFT, + GRPO, + DPO, + multi-environment GRPO).
 * :func:`versus` — the same breakdown for a base model and a post-trained one, with the signed
   difference, "=" for a tie (Table 9).
 """
@@ -177,6 +179,15 @@ def leaderboard(title: str, names: list[str], columns, records: dict, first: str
     for i, (m, vals, avg) in enumerate(scored):
         rank = f"{MEDALS[i]} {i + 1}" if i < len(MEDALS) and avg is not None else str(i + 1)
         t.rows.append([rank, m] + vals + [avg])
+    return t
+
+
+def stages(title: str, names: list[str], columns, records: dict, headers: dict,
+           first: str = "Benchmark", decimals: int = 4) -> Table:
+    """One row per column (benchmark), one column per model (stage, headed ``headers[model]``),
+    as Domyn-Small's Table 6 lays out its post-training chain."""
+    t = Table(title, [first] + [headers.get(m, m) for m in names], decimals=decimals)
+    t.rows = [[h] + [lookup(records, m, ref, metric) for m in names] for ref, h, metric in columns]
     return t
 
 
