@@ -125,6 +125,10 @@ def test_posttrained_evals_and_tables(demo_run):
     ife = json.loads((wd / "results/evals/nesso-instruct/ifeval_it.json").read_text())
     assert {"prompt_level_strict_acc", "inst_level_strict_acc"} <= set(ife["metrics"])
     assert ife["n_samples"]["effective"] == 30
+    # tokens generated per item, for a generation task only (Domyn-Small's cost per answer)
+    assert ife["generated_tokens"]["n"] == 30 and ife["generated_tokens"]["mean"] > 0
+    arc = json.loads((wd / "results/evals/nesso-instruct/arc_it.json").read_text())
+    assert arc["generated_tokens"] == {"mean": None, "n": 0, "tasks": {}}
 
     with open(wd / "results/reports/ita/compare.csv") as f:
         rows = {r["Model"]: r for r in csv.DictReader(f)}

@@ -47,6 +47,10 @@ def test_group_breakdown_keeps_each_subtask_metric(demo_run):
         name = next(k for k, v in t["labels"].items() if v == row[0])
         metric, value = subs[name]
         assert row[1] == metric and close(row[2], value)
+    # tokens generated per item: only by the summarization subtask (8 items)
+    gen = rec["generated_tokens"]
+    assert list(gen["tasks"]) == ["mini_evalita_summarization"] and gen["n"] == 8
+    assert 0 <= gen["mean"] <= 24  # max_gen_toks of the task
     # the subtasks' own metrics: accuracy, binary F1 and the ROUGE-1 of a generated summary
     assert {r[1] for r in rows[2:]} == {"acc", "f1", "rouge1"}
     # the overall acc is lm-eval's mean over the subtasks that report acc
@@ -97,10 +101,18 @@ def test_versus_leaderboard_and_models_tables(demo_run):
     st = cfg["tables"]["chain_stages"]
     rows = read_csv(wd / REPORTS / "ita/tables/chain_stages.csv")
     assert rows[0] == ["Benchmark", "SFT", "+ GRPO", "+ DPO", "+ multi-env GRPO"]
-    assert len(rows) - 1 == len(st["columns"])
-    for row, task in zip(rows[1:], st["columns"]):
+    scores = [r for r in rows[1:] if not r[0].endswith(" (tokens)")]
+    assert len(scores) == len(st["columns"])
+    for row, task in zip(scores, st["columns"]):
         for cell, m in zip(row[1:], st["models"]):
             assert close(cell, record(wd, m, task)["metrics"][cfg["tasks"][task]["metric"]])
+    # generation tasks: the mean tokens generated per item beside the score (the eval JSON's)
+    toks = {r[0][: -len(" (tokens)")]: r[1:] for r in rows[1:] if r[0].endswith(" (tokens)")}
+    assert set(toks) == {"IFEval_EN", "IFEval_IT"}
+    for label, task in (("IFEval_EN", "ifeval_en"), ("IFEval_IT", "ifeval_it")):
+        for cell, m in zip(toks[label], st["models"]):
+            gen = record(wd, m, task)["generated_tokens"]
+            assert gen["n"] == 30 and float(cell) == pytest.approx(gen["mean"], abs=0.051)
     for name in cfg["tables"]:
         assert (wd / REPORTS / f"ita/tables/{name}.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -46,9 +46,17 @@ def figure(spec: dict, t: tables.Table, path) -> None:
         figures.bars(path, t.title, [f"{r[0]} ({r[1]})" for r in t.rows],
                      {spec["base"]: [r[2] for r in t.rows], spec["model"]: [r[3] for r in t.rows]},
                      horizontal=True)
-    elif kind == "stages":  # one bar per stage in each benchmark
-        figures.bars(path, t.title, [r[0] for r in t.rows],
-                     {h: [r[1 + j] for r in t.rows] for j, h in enumerate(t.header[1:])})
+    elif kind == "stages":  # accuracy against generated tokens, else one bar per stage
+        rows = {r[0]: r[1:] for r in t.rows}
+        gen = {h: [(float(x), y, stage) for x, y, stage in zip(rows[f"{h} (tokens)"], rows[h],
+                                                                t.header[1:])
+                   if x is not None and y is not None]
+               for h in rows if f"{h} (tokens)" in rows}
+        if any(gen.values()):
+            figures.accuracy_tokens(path, f"{t.title}: score vs generated tokens", gen)
+        else:
+            figures.bars(path, t.title, [r[0] for r in t.rows],
+                         {h: [r[1 + j] for r in t.rows] for j, h in enumerate(t.header[1:])})
     else:  # leaderboard / models: one bar per model in each column, the mean last
         first = 2 if kind == "leaderboard" else 1
         figures.bars(path, t.title, t.header[first:],

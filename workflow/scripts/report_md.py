@@ -28,13 +28,14 @@ def evals_csv(paths) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["model", "task", "lm_eval_task", "metric", "value", "subtask_metrics", "n",
-                "seconds", "lm_eval", "transformers", "torch", "command"])
+                "generated_tokens", "seconds", "lm_eval", "transformers", "torch", "command"])
     for p in paths:
         r = evals.read(p)
         v = r.get("versions") or {}
         w.writerow([r["model"], r["task"], r.get("lm_eval_task"), r.get("metric"),
                     "" if r.get("value") is None else f"{r['value']:.6f}", len(r["subtasks"]),
-                    (r.get("n_samples") or {}).get("effective"), r.get("seconds"),
+                    (r.get("n_samples") or {}).get("effective"),
+                    (r.get("generated_tokens") or {}).get("mean") or "", r.get("seconds"),
                     v.get("lm_eval"), v.get("transformers"), v.get("torch"), tables.command(r)])
     return buf.getvalue()
 

@@ -63,9 +63,17 @@ def run_lm_eval(spec: dict, s: dict) -> dict:
             batch_size=s["batch_size"], max_batch_size=s["max_batch_size"], device=s["device"],
             limit=spec["limit"], task_manager=tm, apply_chat_template=chat,
             bootstrap_iters=spec["bootstrap_iters"],
-            fewshot_as_multiturn=chat and spec["num_fewshot"] > 0, log_samples=False,
+            fewshot_as_multiturn=chat and spec["num_fewshot"] > 0, log_samples=True,
             random_seed=0, numpy_random_seed=1234, torch_random_seed=1234,
             fewshot_random_seed=1234)
+
+
+def token_counter(model_path: str):
+    """A text's token count with the model's own tokenizer (generated tokens per item)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
 
 
 def record(spec: dict, out: dict, s: dict, seconds: float) -> dict:
@@ -86,6 +94,7 @@ def record(spec: dict, out: dict, s: dict, seconds: float) -> dict:
         "limit": spec["limit"], "metric": spec["metric"], "value": value,
         "metrics": summary["metrics"], "stderr": summary["stderr"],
         "is_group": summary["is_group"], "subtasks": summary["subtasks"],
+        "generated_tokens": evals.generated_tokens(out, name, token_counter(spec["model_path"])),
         "n_samples": out.get("n-samples", {}).get(name) or {"effective": summary["n"]},
         "lm_eval_results": out["results"].get(name), "task_config": out.get("configs", {}).get(name),
         "task_hash": out.get("task_hashes", {}).get(name), "settings": s,

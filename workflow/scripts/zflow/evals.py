@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 __all__ = ["EvalError", "TaskLoader", "find_task_files", "localize_tasks", "summarize",
-           "parse_column", "value", "read"]
+           "generated_tokens", "parse_column", "value", "read"]
 
 _IGNORE_DIRS = {"__pycache__", ".ipynb_checkpoints"}  # as lm_eval.tasks._index
 
@@ -282,6 +282,27 @@ def summarize(out: dict, task: str) -> dict:
     walk(task)
     return {"is_group": True, "metrics": metrics, "stderr": stderr,
             "n": _sum_n(out, _leaves(out, task)), "subtasks": subtasks}
+
+
+def generated_tokens(out: dict, task: str, count) -> dict:
+    """Tokens generated per item by the generation (``generate_until``) leaf tasks of ``task`` in
+    ``simple_evaluate(..., log_samples=True)``'s output: ``{"mean", "n", "tasks": {leaf: {"mean",
+    "n"}}}`` (``mean`` None when ``task`` generates nothing). ``count(text)`` is a text's tokens
+    (the model's tokenizer); the response counted is each item's first, before filters."""
+    configs, samples = out.get("configs") or {}, out.get("samples") or {}
+    per = {}
+    for leaf in dict.fromkeys(_leaves(out, task)):
+        if (configs.get(leaf) or {}).get("output_type") != "generate_until" or not samples.get(leaf):
+            continue
+        lens = []
+        for s in samples[leaf]:
+            resps = s.get("resps") or [[""]]
+            first = resps[0][0] if isinstance(resps[0], list) and resps[0] else resps[0]
+            lens.append(count(first if isinstance(first, str) else ""))
+        per[leaf] = {"mean": sum(lens) / len(lens), "n": len(lens)}
+    n = sum(v["n"] for v in per.values())
+    mean = sum(v["mean"] * v["n"] for v in per.values()) / n if n else None
+    return {"mean": mean, "n": n, "tasks": per}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -44,3 +44,30 @@ def bars(path, title: str, categories: list[str], series: dict[str, list], ylabe
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_png(fig, path)
     plt.close(fig)
+
+
+def accuracy_tokens(path, title: str, series: dict[str, list[tuple[float, float, str]]]) -> None:
+    """Score against mean generated tokens per item: one series per task, each point a model
+    (labelled), so the cost of a correct answer shows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, pts in series.items():
+        if not pts:
+            continue
+        xs, ys, labels = zip(*pts)
+        ax.plot(xs, ys, marker="o", label=name)
+        for x, y, label in pts:
+            ax.annotate(label, (x, y), fontsize=7, textcoords="offset points", xytext=(3, 3))
+    ax.set_xlabel("mean generated tokens per item")
+    ax.set_ylabel("score")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_png(fig, path)
+    plt.close(fig)

@@ -182,12 +182,23 @@ def leaderboard(title: str, names: list[str], columns, records: dict, first: str
     return t
 
 
+def tokens(records: dict, model: str, column: str) -> float | None:
+    """Mean tokens generated per item on a column's task (None: not a generation task)."""
+    rec = records.get((model, evals.parse_column(column)[0]))
+    return ((rec or {}).get("generated_tokens") or {}).get("mean")
+
+
 def stages(title: str, names: list[str], columns, records: dict, headers: dict,
            first: str = "Benchmark", decimals: int = 4) -> Table:
     """One row per column (benchmark), one column per model (stage, headed ``headers[model]``),
-    as Domyn-Small's Table 6 lays out its post-training chain."""
+    as Domyn-Small's Table 6 lays out its post-training chain; a generation task's row is followed
+    by the mean tokens generated per item ("<benchmark> (tokens)", one decimal)."""
     t = Table(title, [first] + [headers.get(m, m) for m in names], decimals=decimals)
-    t.rows = [[h] + [lookup(records, m, ref, metric) for m in names] for ref, h, metric in columns]
+    for ref, h, metric in columns:
+        t.rows.append([h] + [lookup(records, m, ref, metric) for m in names])
+        toks = [tokens(records, m, ref) for m in names]
+        if any(v is not None for v in toks):
+            t.rows.append([f"{h} (tokens)"] + [None if v is None else f"{v:.1f}" for v in toks])
     return t
 
 
