@@ -69,11 +69,19 @@ def run_lm_eval(spec: dict, s: dict) -> dict:
 
 
 def token_counter(model_path: str):
-    """A text's token count with the model's own tokenizer (generated tokens per item)."""
-    from transformers import AutoTokenizer
+    """A text's token count with the model's own tokenizer (generated tokens per item); the
+    tokenizer is loaded on the first count, so a task without generation never loads it."""
+    tok = None
 
-    tok = AutoTokenizer.from_pretrained(model_path)
-    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+    def count(text: str) -> int:
+        nonlocal tok
+        if tok is None:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(model_path)
+        return len(tok(text, add_special_tokens=False)["input_ids"])
+
+    return count
 
 
 def record(spec: dict, out: dict, s: dict, seconds: float) -> dict:
