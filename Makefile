@@ -79,12 +79,15 @@ dag: venv
 	else echo "graphviz 'dot' not installed: SVGs skipped (apt-get install graphviz)"; fi; \
 	ls -1 $(DAG_DIR)/$$name.*
 
-# What would run for TARGET and why, in ten seconds of reading: jobs per rule, then reasons.
+# What would run for TARGET and why, in ten seconds of reading: jobs per rule, then reasons; then
+# each running or interrupted training's step / train_steps, loss, tokens/s and ETA from its
+# metrics (workflow/scripts/status.py), like nanotron's log line.
 status: venv
 	@$(SMK) --dry-run > $(DAG_DIR).status.log 2>&1 || { tail -20 $(DAG_DIR).status.log; exit 1; }
 	@awk '/^Job stats:/ && !s {p=1; s=1} p && /^$$/ {p=0} p' $(DAG_DIR).status.log
 	@sed -n '/^Reasons:/,/^This was a dry-run/p' $(DAG_DIR).status.log | grep -v '^This was a dry-run' || true
 	@grep -q 'Nothing to be done' $(DAG_DIR).status.log && echo "nothing to do: $(TARGET) is up to date" || true
+	@$(PY) workflow/scripts/status.py --configfile $(CONFIG)
 
 # What TARGET would cost, from a dry run (only the stale jobs): per rule and in total, tokens,
 # GPU-hours, CPU-hours, disk and wall time, with the config's `cost` figures and their sources.

@@ -16,6 +16,7 @@ rule all:
         [PLAN.lang_files(lang) for lang in LANGS],
         P.REPORT_MD,
         PLAN.qualitative_files(),
+        PLAN.release_files(),
 
 
 for _lang in LANGS:
@@ -33,6 +34,22 @@ for _lang in LANGS:
             f"evals_{_lang}"
         input:
             lambda w, lang=_lang: PLAN.evals_on_disk(lang),
+
+
+# `release_<model>` / `upload_<model>` for each model of the config's `release` section
+for _model in PLAN.release_models():
+
+    rule:
+        name:
+            f"release_{_model}"
+        input:
+            P.RELEASE.format(model=_model),
+
+    rule:
+        name:
+            f"upload_{_model}"
+        input:
+            P.RELEASE_UPLOAD.format(model=_model),
 
 
 # `all_<lang>` for a language the config does not define: one clear error, not "no rule".
@@ -60,3 +77,4 @@ include: "rules/eval.smk"
 include: "rules/posttrain.smk"
 include: "rules/report.smk"
 include: "rules/qualitative.smk"
+include: "rules/release.smk"

@@ -72,7 +72,8 @@ def wait_for(dep):
     and current; the file is ancient (a checkpoint never re-runs jobs by modification time).
     """
     if dep.wait_for:
-        getattr(checkpoints, dep.wait_for).get(lang=dep.lang)
+        step = {"step": str(dep.step)} if dep.step else {}
+        getattr(checkpoints, dep.wait_for).get(lang=dep.lang, **step)
     if dep.path is None:
         return []
     return [ancient(dep.path)] if dep.ancient else [dep.path]
@@ -87,3 +88,20 @@ def unknown_language(wildcards):
         f"unknown target language '{wildcards.name}' in target 'all_{wildcards.name}': "
         f"config key 'languages' defines {', '.join(LANGS)}"
     )
+
+
+def hub_downloaded(source):
+    """A hub source's files (its tokenize shard groups) are known once its download is done."""
+    if PLAN.is_hub_source(source):
+        checkpoints.download.get(source=source)
+
+
+def group_shards(w):
+    """A shard group's parquet files, ancient: its spec's content checksum re-runs it."""
+    hub_downloaded(w.source)
+    return [ancient(f) for f in PLAN.group_inputs(w.source, w.group)]
+
+
+def group_stats(w):
+    hub_downloaded(w.source)
+    return PLAN.group_stats_files(w.tokenizer, w.source)

@@ -1,4 +1,5 @@
-rule download:
+# A checkpoint: a hub source's files (hence its tokenize shard groups) are known once it is done.
+checkpoint download:
     input:
         script=script("download_source.py"),
     output:

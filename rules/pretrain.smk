@@ -2,7 +2,7 @@
 # settings) never wait for these jobs; the others are scheduled once they have run.
 checkpoint pretrain:
     input:
-        unpack(lambda w: PLAN.pretrain_inputs(w.lang)),
+        unpack(lambda w: PLAN.segment_inputs(w.lang)),
         script=script("pretrain.py"),
     output:
         metrics=P.TRAIN_METRICS,
@@ -19,6 +19,30 @@ checkpoint pretrain:
         tasks=lambda w: PLAN.nodes(w.lang),
     params:
         spec=spec("pretrain"),
+    shell:
+        "python {input.script:q} --spec {params.spec:q} --threads {threads} > {log:q} 2>&1"
+
+
+# pretrain.segment_steps: the same run in jobs that each end at a checkpoint, so that its evals
+# start while the next segment trains; the last segment is `pretrain` (metrics, summary).
+checkpoint pretrain_segment:
+    input:
+        unpack(lambda w: PLAN.segment_inputs(w.lang, int(w.step))),
+        script=script("pretrain.py"),
+    output:
+        P.PRETRAIN_SEGMENT,
+    log:
+        log("pretrain", "lang", "step"),
+    wildcard_constraints:
+        lang=PLAN.langs_regex("hf"),
+    conda:
+        "../envs/workflow.yaml"
+    threads: 2
+    resources:
+        nodes=lambda w: PLAN.nodes(w.lang),
+        tasks=lambda w: PLAN.nodes(w.lang),
+    params:
+        spec=spec("pretrain_segment"),
     shell:
         "python {input.script:q} --spec {params.spec:q} --threads {threads} > {log:q} 2>&1"
 

@@ -110,8 +110,8 @@ def scheduled(workdir: Path, target: str = "all", extra_env=None) -> set[tuple]:
 
 
 # config sections that name the post-trained models: the tables, the report's order, the
-# qualitative benchmark's models and judge
-DOWNSTREAM = ("compare", "tables", "report", "qualitative")
+# qualitative benchmark's models and judge, the releases
+DOWNSTREAM = ("compare", "tables", "report", "qualitative", "release")
 
 
 def without_downstream(cfg: dict) -> dict:

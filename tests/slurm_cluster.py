@@ -76,7 +76,8 @@ SlurmctldHost={self.host}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket={STATE}/munge/munge.socket
+# cred_expire: also how long a requeued job waits before it starts again (default 120 s)
+AuthInfo=socket={STATE}/munge/munge.socket,cred_expire=20
 CredType=cred/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none

@@ -102,20 +102,22 @@ def test_tokenize_evaluate_and_unknown_hub_data():
     plan = Plan(EMBEDDED, base=REPO)
     bpt = schema.defaults("cost")["bytes_per_token"]
     size = sum(f.stat().st_size for f in (REPO / "data/embedded/starcoder").glob("*.parquet"))
-    wc = {"tokenizer": "bpe_ita_eng_4k", "source": "starcoder"}
-    c = cost.job_cost(plan, Job("tokenize", wc, cores=2))
+    wc = {"tokenizer": "bpe_ita_eng_4k", "source": "starcoder", "group": "g00000"}
+    c = cost.job_cost(plan, Job("tokenize", wc, cores=2))  # the source's one shard group
     rate = schema.defaults("cost")["tokenize_tokens_per_sec_per_core"]
     assert c.tokens == size / bpt and c.cpu_hours == c.tokens / (rate * 3600)
     assert c.wall_hours == c.cpu_hours / 2 and c.disk_bytes == c.tokens * 2  # 4K vocab: uint16
     e = cost.job_cost(plan, Job("evaluate", {"model": "ita-step50", "task": "arc_it"}))
     assert e.gpu_hours == schema.defaults("cost")["eval_gpu_hours_per_task"] == e.wall_hours
 
-    prod = Plan(PROD, check_files=False)  # hub data, nothing downloaded: unknown, not zero
-    jobs = [Job("tokenize", {"tokenizer": "llama32", "source": "fineweb2_ita"}),
+    # hub data, nothing downloaded: unknown, not zero (its tokenize_stats job stands for the
+    # source's tokenization until the download tells its shard groups)
+    prod = Plan(PROD, check_files=False)
+    jobs = [Job("tokenize_stats", {"tokenizer": "llama32", "source": "fineweb2_ita"}),
             Job("evaluate", {"model": "qwen3-0.6b", "task": "arc"})]
     costs, rows, total = cost.estimate(prod, jobs)
-    assert costs[0].tokens is None and costs[0].unknown == "not on disk: fineweb2_ita"
-    assert rows[0].rule == "tokenize" and {"tokens", "cpu_hours", "wall_hours"} <= rows[0].unknown
+    assert costs[0].tokens is None and costs[0].unknown.startswith("not on disk: fineweb2_ita")
+    assert rows[0].rule == "tokenize_stats" and {"tokens", "cpu_hours", "wall_hours"} <= rows[0].unknown
     assert total.gpu_hours == rows[1].gpu_hours and "tokens" in total.unknown
 
     cfg = copy.deepcopy(PROD)
@@ -181,7 +183,8 @@ def test_all_ita_plan(wd):
     assert {r: row["jobs"] for r, row in rows.items()} == {r: len(js) for r, js in dry.items()}
     assert rows["evaluate"]["gpu_hours"] == pytest.approx(
         len(dry["evaluate"]) * schema.defaults("cost")["eval_gpu_hours_per_task"])
-    assert "tokens" in rows["tokenize"]["unknown"]  # hub data not downloaded: '?', not 0
+    # hub data not downloaded: '?', not 0 (tokenize_stats stands for the unknown shard groups)
+    assert "tokens" in rows["tokenize_stats"]["unknown"] and "tokenize" not in rows
 
 
 def test_more_tasks_and_checkpoints_add_exactly_their_jobs(wd):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 import signal
@@ -9,7 +11,8 @@ import subprocess
 import sys
 import time
 
-from conftest import copy_workflow, env, load_config, snakemake, spine, write_config
+from conftest import (copy_workflow, env, load_config, scheduled, snakemake, spine,
+                      write_config)
 
 
 def evaluated(out: str) -> set[str]:
@@ -21,6 +24,7 @@ def test_evaluate_while_training(tmp_path):
     cfg = load_config(wd)
     spine(cfg)
     lc = cfg["languages"]["ita"]
+    lc["pretrain"].pop("stages")  # the decay stage at 150 is beyond the shortened run below
     lc["pretrain"].update(train_steps=2000, checkpoint_interval=20, lr_warmup_steps=5,
                           lr_decay_starting_step=1000, lr_decay_steps=1000)
     lc["eval"].update(tasks=["arc_it"], checkpoints=[20, 2000])
@@ -59,7 +63,9 @@ def test_evaluate_while_training(tmp_path):
     write_config(wd, cfg)
     p = snakemake(wd, summary)
     log = (wd / "results/logs/pretrain/ita.log").read_text()
-    assert "resuming from" in log and "step 20" in log, log[-2000:]
+    # the SIGTERM made the job save the step it was on (zflow.limits): it resumes there
+    resumed = re.search(r"resuming from .* \(step (\d+)\)", log)
+    assert resumed and int(resumed.group(1)) >= 20, log[-2000:]
     dry = snakemake(wd, "evals_ita", "--dry-run").stdout
     assert "rule pretrain:" not in dry
     assert evaluated(dry) == {"ita-step40", "ita-step60"}
@@ -67,3 +73,44 @@ def test_evaluate_while_training(tmp_path):
     # the full target has nothing left to evaluate but the report
     dry = snakemake(wd, "all_ita", "--dry-run").stdout
     assert evaluated(dry) == set() and "rule report:" in dry
+
+
+def test_evals_inside_the_running_target(tmp_path):
+    """pretrain.segment_steps: one `snakemake all_ita`-style run evaluates a checkpoint while
+    the next segment of the same pretraining run trains (no second process, no lock)."""
+    wd = copy_workflow(tmp_path / "wf")
+    cfg = load_config(wd)
+    spine(cfg)
+    lc = cfg["languages"]["ita"]
+    lc["pretrain"].update(train_steps=240, checkpoint_interval=40, segment_steps=80,
+                          lr_warmup_steps=5, lr_decay_starting_step=120, lr_decay_steps=120)
+    lc["eval"].update(tasks=["arc_it"], checkpoints=[80, 240])
+    write_config(wd, cfg)
+    target = [f"results/evals/ita-step{s}/arc_it.json" for s in (80, 240)]
+
+    jobs = scheduled(wd, target[1])
+    assert {j for j in jobs if j[0].startswith("pretrain")} == {
+        ("pretrain_segment", "lang=ita, step=80"), ("pretrain_segment", "lang=ita, step=160"),
+        ("pretrain", "lang=ita")}
+    p = snakemake(wd, "--cores", "4", *target)  # room for an eval beside a training job
+    out = p.stdout + p.stderr
+    assert "LockException" not in out
+    run = wd / "results/pretrain/ita"
+    segments = {int(f.stem.split("-")[1]): f.stat().st_mtime
+                for f in (run / "segments").glob("step-*.json")}
+    assert sorted(segments) == [80, 160]
+    starts = {a["step"]: a["time"] for a in map(json.loads,
+              (run / "attempts.jsonl").read_text().splitlines()) if a["event"] == "start"}
+    assert sorted(starts) == [0, 80, 160]  # each job resumed where the one before it ended
+    written = (wd / target[0]).stat().st_mtime
+    # step 80 was evaluated while the segment 81-160 was training
+    assert starts[80] < written < segments[160], (starts, written, segments)
+    # one job each: three pretraining jobs, two evals
+    assert len(re.findall(r"^(?:local)?checkpoint pretrain_segment:", out, re.M)) == 2
+    assert len(re.findall(r"^(?:local)?checkpoint pretrain:", out, re.M)) == 1
+    assert len(re.findall(r"^(?:local)?rule evaluate:", out, re.M)) == 2
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["checkpoints"] == [40, 80, 120, 160, 200, 240]
+    with open(run / "train_metrics.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, 241))
+    assert "Nothing to be done" in snakemake(wd, *target, "--dry-run").stdout

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import shutil
 import json
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, nanotron_step_files
+from conftest import REPO, nanotron_step_files, spine
 from zflow import identity, paths, schema
 from zflow.plan import ConfigError, Plan
 
@@ -189,17 +190,26 @@ def test_download_spec_of_a_chat_dataset_with_a_revision():
     assert spec["manifest"] == "results/downloads/openitaliandata.json"
 
 
-def test_tokenizer_spec_passes_paths_inside_the_spec(plan):
+def test_tokenizer_spec_passes_paths_inside_the_spec(plan, tmp_path):
     spec = plan.spec("train_tokenizer", tokenizer="bpe_ita_eng_4k")
     assert [s["name"] for s in spec["sources"]] == ["fineweb2_ita", "fineweb_eng", "finepdfs_ita",
                                                     "starcoder"]
     assert spec["sources"][3] == {"name": "starcoder", "dir": "data/embedded/starcoder",
                                   "glob": "*.parquet", "text_key": "content"}
-    tok = plan.spec("tokenize", tokenizer="bpe_ita_eng_4k", source="starcoder")
+    # one tokenize job per shard group (the source's one group here)
+    tok = plan.spec("tokenize", tokenizer="bpe_ita_eng_4k", source="starcoder", group="g00000")
     assert tok["eos_token"] == "<|endoftext|>" and tok["text_key"] == "content"
-    prod = Plan(PROD, check_files=False).spec("tokenize", tokenizer="llama32", source="starcoder")
+    assert tok["files"] == ["000_00000.parquet"] and tok["input"] == "data/embedded/starcoder"
+    # a hub source's groups are the downloaded files matching its allow patterns
+    cfg = copy.deepcopy(PROD)
+    cfg["sources"]["starcoder"]["path"] = str(tmp_path / "starcoderdata")
+    (tmp_path / "starcoderdata/python").mkdir(parents=True)
+    shutil.copy(REPO / "data/embedded/starcoder/000_00000.parquet",
+                tmp_path / "starcoderdata/python/000.parquet")
+    prod = Plan(cfg, check_files=False).spec(
+        "tokenize", tokenizer="llama32", source="starcoder", group="g00000")
     assert prod["tokenizer"] == PROD["tokenizers"]["llama32"]["hub"]
-    assert prod["eos_token"] == "<|end_of_text|>"
+    assert prod["eos_token"] == "<|end_of_text|>" and prod["files"] == ["python/000.parquet"]
 
 
 def test_group_tasks_are_accepted_by_the_config_check(tmp_path):
@@ -262,3 +272,35 @@ def test_bad_report_tables_are_one_clear_error(edit, message):
     with pytest.raises(ConfigError) as e:
         Plan(cfg)
     assert message in str(e.value)
+
+
+def test_pretraining_segments(tmp_path):
+    """segment_steps: jobs ending at 80 and 160, the last (`pretrain`) at 240; each eval waits
+    for the segment that saves its step, unless the step is on disk already."""
+    cfg = spine(copy.deepcopy(EMBEDDED), "release")
+    pre = cfg["languages"]["ita"]["pretrain"]
+    pre.update(train_steps=240, checkpoint_interval=40, segment_steps=80)
+    cfg["languages"]["ita"]["eval"]["checkpoints"] = [40, 80, 120, 240]
+    plan = Plan(cfg, base=REPO)
+    assert plan.segment_ends("ita") == [80, 160]
+    assert [plan.segment_of("ita", s) for s in (40, 80, 120, 200, 240)] == [80, 80, 160, None, None]
+    seg = "results/pretrain/ita/segments/step-{}.json"
+    assert plan.previous_segment("ita", 80) == []
+    assert plan.previous_segment("ita", 160) == [seg.format(80)]
+    assert plan.previous_segment("ita") == [seg.format(160)]  # the last job's
+    d = plan.dependency("ita-step120")
+    assert (d.wait_for, d.step, d.ancient) == ("pretrain_segment", 160, True)
+    assert plan.dependency("ita-step240").wait_for == "pretrain"
+    spec = plan.spec("pretrain_segment", lang="ita", step="80")
+    assert spec["until"] == 80 and spec["segment"] == seg.format(80)
+    assert plan.spec("pretrain", lang="ita")["until"] is None
+    assert spec["identity"] == plan.spec("pretrain", lang="ita")["identity"]  # one run
+    plan.base = tmp_path  # step 120 on disk, made by this run: nothing to wait for
+    m = tmp_path / paths.marker(paths.fmt(paths.HF_CHECKPOINT, lang="ita", step=120))
+    m.parent.mkdir(parents=True)
+    m.write_text(json.dumps({"step": 120, "identity": plan.pretrain_identity("ita")}))
+    assert plan.dependency("ita-step120").wait_for is None
+    pre["segment_steps"] = 60
+    with pytest.raises(ConfigError, match=r"languages.ita.pretrain.segment_steps: 60 is not a "
+                                          r"multiple of pretrain.checkpoint_interval \(40\)"):
+        Plan(cfg, base=REPO)

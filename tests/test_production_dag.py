@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections import defaultdict
 
 import pytest
@@ -40,8 +41,10 @@ def test_all_ita_lists_the_expected_jobs(prod):
     chat = {"openitaliandata", "deepscaler", "dolci_dpo"}  # SFT, GRPO and DPO sets from the hub
     assert {w["source"] for w in j["download"]} == sources | chat
     assert len(j["download"]) == 13
-    assert {(w["tokenizer"], w["source"]) for w in j["tokenize"]} == {("llama32", s) for s in sources}
-    assert len(j["tokenize"]) == 10
+    # a hub source's shard groups (one tokenize job each) are known once its download (a
+    # checkpoint) is done: before, each source's tokenize_stats job stands for them
+    assert {(w["tokenizer"], w["source"]) for w in j["tokenize_stats"]} == {("llama32", s) for s in sources}
+    assert len(j["tokenize_stats"]) == 10 and "tokenize" not in j
     assert len(j["nanotron_config"]) == 1 and len(j["pretrain_nanotron"]) == 1
     steps = lc["eval"]["checkpoints"]
     assert steps[0] == 95000 and steps[-1] == 775000 and len(steps) == 12
@@ -141,9 +144,17 @@ def sbatch_calls(out: str) -> dict:
     return calls
 
 
-def test_slurm_profile_sbatch_options(prod):
-    wd, _ = prod
+def test_slurm_profile_sbatch_options(tmp_path):
+    # starcoder downloaded (one shard and the download's manifest): its tokenize job is listed
+    wd = copy_workflow(tmp_path / "wf")
+    shard = wd / "data/hub/starcoderdata/python/python/000_00000.parquet"
+    shard.parent.mkdir(parents=True)
+    shutil.copy(wd / "data/embedded/starcoder/000_00000.parquet", shard)
+    (wd / "results/downloads").mkdir(parents=True)
+    (wd / "results/downloads/starcoder.json").write_text('{"files": ["python/000_00000.parquet"]}')
     p = snakemake(wd, "--dry-run", "--profile", "profiles/slurm", "all_ita", timeout=600)
+    assert [w for w in jobs(p.stdout)["tokenize"]] == [
+        {"tokenizer": "llama32", "source": "starcoder", "group": "g00000"}]
     calls = sbatch_calls(p.stdout)
     pre = calls["pretrain_nanotron"].split()
     for opt in ("--nodes=8", "--gres=gpu:8", "--ntasks=8", "--cpus-per-task=32"):

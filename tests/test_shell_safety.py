@@ -63,6 +63,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
     cfg["tasks"] = {"arc_it": {**cfg["tasks"]["arc_it"], "include_path": str(tasks), "limit": 8}}
     lc = cfg["languages"]["ita"]
     assert cfg["tokenizers"][TOK]["train"]["vocab_size"] >= lc["model"]["vocab_size"]
+    lc["pretrain"].pop("stages")  # the decay stage at 150 is beyond 20 steps
     lc["pretrain"].update(train_steps=20, checkpoint_interval=10, sequence_length=64,
                           lr_warmup_steps=5, lr_decay_starting_step=10, lr_decay_steps=10)
     lc["eval"].update(tasks=["arc_it"], checkpoints=STEPS)

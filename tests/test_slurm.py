@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -57,6 +58,7 @@ def test_embedded_default_through_slurm(cluster, tmp_path):
     wd = copy_workflow(tmp_path / "wf")
     cfg = load_config(wd)
     lc = cfg["languages"]["ita"]
+    lc["pretrain"].pop("stages")  # the decay stage at 150 is beyond 60 steps
     lc["pretrain"].update(nodes=2, nproc_per_node=1, train_steps=60, checkpoint_interval=30,
                           lr_decay_starting_step=30, lr_decay_steps=30, lr_warmup_steps=5)
     lc["eval"]["checkpoints"] = [30, 60]
@@ -71,7 +73,9 @@ def test_embedded_default_through_slurm(cluster, tmp_path):
 
     # every job but the local report went through sbatch
     submitted = set(re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", cluster.log())) - before
-    n_jobs = 1 + 4 + 1 + 2 * 3  # tokenizer, tokenize x4, pretrain, evals
+    # tokenizer, tokenize x6 (fineweb2_ita in three shard groups; tokenize_stats is local),
+    # pretrain, evals
+    n_jobs = 1 + 6 + 1 + 2 * 3
     assert len(submitted) == n_jobs, (sorted(submitted), out[-3000:])
 
     # the pretraining job ran on both nodes: world size 2, one torchrun per node
@@ -92,3 +96,60 @@ def test_embedded_default_through_slurm(cluster, tmp_path):
     assert "| 30 |" in md and "| 60 |" in md
     squeue = subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout
     assert squeue.strip() == ""  # nothing left behind
+
+
+def test_pretraining_through_time_limits(cluster, tmp_path):
+    """A one-minute time limit: the pretraining job saves the step it is on before Slurm's limit,
+    requeues itself (same job id) and resumes there, until the run is done; the metrics have
+    no gap and no repeat and match an uninterrupted run."""
+    wd = copy_workflow(tmp_path / "wf")
+    cfg = load_config(wd)
+    lc = cfg["languages"]["ita"]
+    lc["pretrain"].update(train_steps=240, checkpoint_interval=60, lr_decay_starting_step=120,
+                          lr_decay_steps=120)
+    lc["eval"]["checkpoints"] = [60, 240]
+    spine(cfg)
+    cfg["time_limits"] = {"save_before_s": 25}
+    write_config(wd, cfg)
+    summary = "results/pretrain/ita/train_summary.json"
+    # the uninterrupted run (and the tokenized data), locally
+    ref = copy_workflow(tmp_path / "ref")
+    write_config(ref, cfg)
+    snakemake(ref, summary)
+    snakemake(wd, *(f"results/tokenized/{lc['tokenizer']}/{s}.stats.json" for s in lc["data"]))
+
+    (wd / "profiles" / "test-slurm").mkdir()
+    (wd / "profiles" / "test-slurm" / "config.v8+.yaml").write_text(
+        PROFILE.replace("    mpi: srun\n    mem_mb: 1500\n",
+                        "    mpi: srun\n    mem_mb: 1500\n    runtime: 1\n"))
+    p = snakemake(wd, "--profile", "profiles/test-slurm", summary, timeout=1800, check=False)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-6000:] + cluster.log()[-3000:]
+
+    run = wd / "results/pretrain/ita"
+    attempts = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines()]
+    starts = [a for a in attempts if a["event"] == "start"]
+    stops = [a for a in attempts if a["event"] == "stop"]
+    assert len(starts) >= 2 and len(stops) == len(starts) - 1, attempts
+    assert attempts[-1]["event"] == "done"
+    assert {a["job"] for a in attempts} == {starts[0]["job"]}  # requeued: one Slurm job id
+    assert [a["restart"] for a in starts] == list(range(len(starts)))
+    for stop, nxt in zip(stops, starts[1:]):
+        assert "before the time limit" in stop["reason"]
+        assert nxt["step"] == stop["step"]  # no step lost at a stop
+        assert stop["step"] % 60  # saved at the step it was on, not at a scheduled checkpoint
+    assert f"Requeue of JobId={starts[0]['job']}" in cluster.log() or \
+        f"JobId={starts[0]['job']}" in cluster.log()
+
+    s = json.loads((wd / summary).read_text())
+    assert s["final_step"] == 240 and s["checkpoints"] == [60, 120, 180, 240]
+
+    def curve(root):
+        with open(root / "results/pretrain/ita/train_metrics.csv") as f:
+            rows = list(csv.DictReader(f))
+        return [int(r["step"]) for r in rows], [float(r["loss"]) for r in rows]
+
+    steps, losses = curve(wd)
+    ref_steps, ref_losses = curve(ref)
+    assert steps == ref_steps == list(range(1, 241))
+    assert losses == pytest.approx(ref_losses, rel=1e-4, abs=1e-4)

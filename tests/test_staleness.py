@@ -23,6 +23,8 @@ def evals(steps, tasks):
 
 TAIL = {("report", "lang=ita"), ("report_md", ""), ("all", "")}
 COMPARE = {("compare", "lang=ita"), ("report_md", ""), ("all", "")}
+# the release of nesso-instruct (config `release:`): its card holds the model's evals
+RELEASE = {("release", "model=nesso-instruct"), ("all", "")}
 # the chain SFT -> GRPO -> DPO -> multi-environment GRPO, and two more SFT variants
 POST = ("nesso-instruct", "nesso-agentic", "open-zagreus", "nesso-instruct-grpo",
         "nesso-instruct-dpo", "nesso-instruct-grpo-multi")
@@ -75,7 +77,7 @@ def test_task_setting_reruns_only_that_task(wf):
     write_config(wd, cfg)
     steps = cfg["languages"]["ita"]["eval"]["checkpoints"]
     # its evals, on the checkpoints and the post-trained models, and the tables showing them
-    want = evals(steps, ["arc_it"]) | model_evals(POST, ["arc_it"]) | TAIL | COMPARE
+    want = evals(steps, ["arc_it"]) | model_evals(POST, ["arc_it"]) | TAIL | COMPARE | RELEASE
     assert tables_reading(cfg, want) == {("table", "lang=ita, table=open_zagreus_it"),
                                          ("table", "lang=ita, table=chain_stages")}
     assert scheduled(wd) == want | tables_reading(cfg, want)
@@ -109,7 +111,7 @@ def test_pretraining_hyperparameter_reruns_pretraining_and_downstream(wf):
             | model_evals(POST, compare_tasks(cfg)) | model_evals(["ita-step300"], loglik)
             | model_evals(["ita-step300", "open-zagreus"], ["evalita"])
             | model_evals(cfg["tables"]["pt_leaderboard"]["models"], ["pt"])
-            | TAIL | COMPARE | qualitative(cfg, cfg["qualitative"]["models"]))
+            | TAIL | COMPARE | RELEASE | qualitative(cfg, cfg["qualitative"]["models"]))
     want |= tables_reading(cfg, want)
     assert len(tables_reading(cfg, want)) == len(cfg["tables"])
     assert scheduled(wd) == want
@@ -173,7 +175,7 @@ def test_new_lm_eval_version_reruns_every_eval_and_nothing_upstream(wf, tmp_path
     assert real != "0.4.12" and len(every) == 9 + 6 * 8 + (6 - 3) + 2 + 3
     tables = tables_reading(cfg, every)
     assert len(tables) == len(cfg["tables"])
-    assert scheduled(wd, extra_env=upgraded) == every | TAIL | COMPARE | tables
+    assert scheduled(wd, extra_env=upgraded) == every | TAIL | COMPARE | RELEASE | tables
     assert scheduled(wd) == set()
 
 

@@ -29,7 +29,8 @@ def test_tokenize_counts_match_tokenizer(demo_run):
         assert stats["tokens"] == expected, name
         assert stats["parquet_files"] == len(list((wd / src["path"]).glob("*.parquet")))
         assert stats["versions"]["datatrove"]
-        ds = sorted((wd / "results" / "tokenized" / tok_name / name).glob("*.ds"))
+        ds = sorted((wd / "results" / "tokenized" / tok_name / name).rglob("*.ds"))  # groups
+        assert len({d.parent.name for d in ds}) == stats["n_groups"] == len(stats["groups"])
         assert ds and all((d.parent / f"{d.name}.index").exists() for d in ds)
         assert all((d.parent / f"{d.name}.metadata").exists() for d in ds)
 

@@ -17,12 +17,14 @@ from zflow import evals, figures, tables
 from zflow.io import die, spec_cli, write_text
 
 
-def table7(spec: dict, records: dict) -> tables.Table:
+def table7(spec: dict, records: dict, failed=()) -> tables.Table:
+    """Table 7; a failed eval (``failed``: (model, task) pairs) is "—"."""
     groups = {g: [tuple(c) for c in cols] for g, cols in spec["groups"].items()}
     for m in spec["models"]:
         for cols in groups.values():
             for ref, _, _ in cols:
-                if (m, evals.parse_column(ref)[0]) not in records:
+                key = (m, evals.parse_column(ref)[0])
+                if key not in records and key not in failed:
                     die(f"no eval of {ref} for model {m} (Table 7 needs every cell)")
     try:
         return tables.models(spec["title"], spec["models"], groups, records, "Model",
@@ -31,7 +33,8 @@ def table7(spec: dict, records: dict) -> tables.Table:
         die(str(e))
 
 
-def table9(spec: dict, records: dict) -> list[dict]:
+def table9(spec: dict, records: dict, failed=()) -> list[dict]:
+    """Table 9's rows; a failed eval's value and delta are None ("—")."""
     metric_of = {t: metric for cols in spec["groups"].values() for t, _, metric in cols}
     out = []
     for sft, base in spec["deltas"]:
@@ -39,16 +42,21 @@ def table9(spec: dict, records: dict) -> list[dict]:
         for t in spec["delta_tasks"]:
             b = tables.lookup(records, base, t, metric_of[t], missing_ok=False)
             s = tables.lookup(records, sft, t, metric_of[t], missing_ok=False)
-            if b is None or s is None:
-                die(f"no eval of {t} for {base if b is None else sft} (delta table)")
+            for m, v in ((base, b), (sft, s)):
+                if v is None and (m, evals.parse_column(t)[0]) not in failed:
+                    die(f"no eval of {t} for {m} (delta table)")
             per.append({"sft_model": sft, "base_model": base, "task": t, "metric": metric_of[t],
-                        "base": b, "sft": s, "delta": s - b})
+                        "base": b, "sft": s, "delta": delta(s, b)})
         if per:
             b, s = tables.mean([r["base"] for r in per]), tables.mean([r["sft"] for r in per])
             out.append({"sft_model": sft, "base_model": base, "task": "Overall", "metric": "mean",
-                        "base": b, "sft": s, "delta": s - b})
+                        "base": b, "sft": s, "delta": delta(s, b)})
             out += per
     return out
+
+
+def delta(s, b):
+    return None if s is None or b is None else s - b
 
 
 def markdown9(rows, footer: str) -> str:
@@ -88,11 +96,14 @@ def charts(spec: dict, t: tables.Table, out: dict) -> None:
 def main(argv=None):
     spec, _ = spec_cli(__doc__, argv, counts=())
     out = spec["outputs"]
-    records = tables.records(spec["evals"])
-    t = table7(spec, records)
-    deltas = table9(spec, records)
+    records, failures = tables.load(spec["evals"])
+    failed = {(f["model"], f["task"]) for f in failures}
+    t = table7(spec, records, failed)
+    deltas = table9(spec, records, failed)
+    notes = "\n".join(tables.failure_notes(failures))
     footer = ("Metrics: " + ", ".join(f"{label} = {c} ({metric})" for cols in spec["groups"].values()
                                       for c, label, metric in cols) + ".\n\n" + tables.provenance(records))
+    footer = notes + "\n" + footer if notes else footer
     t.notes = [footer]
     write_text(out["md"], t.markdown())
     write_text(out["csv"], t.csv())

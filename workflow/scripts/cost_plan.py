@@ -151,7 +151,8 @@ def report(plan, target, files, costs, rows, total, seconds) -> str:
             for f in cost.figures(plan)]
     out.append(f"- disk per parameter: exported model {cost.WEIGHT_BYTES} bytes (bf16), training "
                f"state {cost.STATE_BYTES} bytes (fp32 weights + Adam moments) — zflow/cost.py")
-    big = [c for c in costs if c.rule in ("pretrain", "pretrain_nanotron", "posttrain")]
+    big = [c for c in costs if c.rule in ("pretrain_segment", "pretrain", "pretrain_nanotron",
+                                            "posttrain")]
     if big:
         out += ["", "Training jobs:"]
         out += [f"- {c.rule} {','.join(map(str, c.wildcards.values()))}: {c.note}" for c in big]

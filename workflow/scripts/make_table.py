@@ -12,20 +12,25 @@ from zflow import figures, tables
 from zflow.io import die, spec_cli, write_text
 
 
-def build(spec: dict, records: dict) -> tables.Table:
+def build(spec: dict, records: dict, failed=()) -> tables.Table:
+    """The table; a failed eval (``failed``: (model, task) pairs) gives "—" cells, or no rows for
+    a breakdown of it."""
     kind, title, dec = spec["kind"], spec["title"], spec["decimals"]
     cols = [tuple(c) for c in spec.get("columns", [])]
     if kind in ("breakdown", "versus"):
         need = [spec["model"]] + ([spec["base"]] if kind == "versus" else [])
-        missing = [m for m in need if (m, spec["task"]) not in records]
+        missing = [m for m in need if (m, spec["task"]) not in records
+                   and (m, spec["task"]) not in failed]
         if missing:
             die(f"table {spec['name']}: no eval of task {spec['task']} for {', '.join(missing)}")
     if kind == "breakdown":
-        return tables.breakdown(title, records[(spec["model"], spec["task"])], spec["labels"],
-                                spec["metrics"], dec)
+        rec = records.get((spec["model"], spec["task"]))
+        if rec is None:
+            return tables.Table(title, ["Task", "Metric", "Value"], decimals=dec)
+        return tables.breakdown(title, rec, spec["labels"], spec["metrics"], dec)
     if kind == "versus":
-        return tables.versus(title, (spec["base"], records[(spec["base"], spec["task"])]),
-                             (spec["model"], records[(spec["model"], spec["task"])]),
+        return tables.versus(title, (spec["base"], records.get((spec["base"], spec["task"]))),
+                             (spec["model"], records.get((spec["model"], spec["task"]))),
                              spec["labels"], spec["metrics"], spec["delta_label"], dec)
     if kind == "stages":
         return tables.stages(title, spec["models"], cols, records, spec["labels"], spec["first"],
@@ -65,10 +70,11 @@ def figure(spec: dict, t: tables.Table, path) -> None:
 
 def main(argv=None):
     spec, _ = spec_cli(__doc__, argv, counts=())
-    records = tables.records(spec["evals"])
-    t = build(spec, records)
-    t.notes = [spec["caption"], "", tables.provenance(records)] if spec.get("caption") else \
-        [tables.provenance(records)]
+    records, failures = tables.load(spec["evals"])
+    t = build(spec, records, {(f["model"], f["task"]) for f in failures})
+    t.notes = tables.failure_notes(failures) + (
+        [spec["caption"], "", tables.provenance(records)] if spec.get("caption") else
+        [tables.provenance(records)])
     out = spec["outputs"]
     write_text(out["md"], t.markdown())
     write_text(out["csv"], t.csv())

@@ -18,17 +18,20 @@ import os
 import yaml
 
 from zflow import nanotron
+from zflow.mixture import spec_stages
 from zflow.io import die, read_json, write_text
 
 
 def build(spec: dict) -> dict:
     """The nanotron YAML (as a dict) of a nanotron_config spec (zflow.plan)."""
     nano = spec["pretrain"]["nanotron"]
+    stages = [{"name": st["name"], "start_step": st["start_step"],
+               "folders": [os.path.abspath(d["folder"]) for d in st["data"]],
+               "weights": [d["weight"] for d in st["data"]]}
+              for st in spec_stages(spec, nano["stage_name"])]
     return nanotron.make_config(
         model=spec["model"], pretrain=spec["pretrain"], nano=nano, tokenizer=spec["tokenizer"],
-        folders=[os.path.abspath(d["folder"]) for d in spec["data"]],
-        weights=[d["weight"] for d in spec["data"]],
-        checkpoints_path=os.path.abspath(spec["checkpoints_path"]),
+        stages=stages, checkpoints_path=os.path.abspath(spec["checkpoints_path"]),
         run=nano.get("run", f"zflow-{spec['lang']}"), project=nano["project"])
 
 

@@ -24,14 +24,14 @@ from pathlib import Path
 
 import yaml
 
-from zflow import identity, launch, metrics, nanotron, paths
+from zflow import identity, launch, metrics, nanotron, paths, tokenized
 from zflow.io import die, spec_cli, versions, write_json, write_text
 
 
 def claim_checkpoints(run_dir: Path, ident: str, folders) -> None:
     """Make the run directory this run's; checkpoints of other settings or data move aside
     (nanotron resumes from whatever ``latest.txt`` points at)."""
-    keyed_on = {"identity": ident, "data": [identity.file_stats(f, "*.ds*") for f in folders]}
+    keyed_on = {"identity": ident, "data": [tokenized.file_stats(f) for f in folders]}
     identity.claim(run_dir, identity.fingerprint(keyed_on), [Path(paths.NANOTRON_CHECKPOINTS).name],
                    keyed_on)
 
@@ -56,7 +56,7 @@ def launch_nanotron(spec: dict) -> None:
 def main(argv=None):
     spec, _ = spec_cli(__doc__, argv, counts=())
     cfg = yaml.safe_load(Path(spec["config"]).read_text())
-    folders = cfg["data_stages"][-1]["data"]["dataset"]["dataset_folder"]
+    folders = nanotron.stage_folders(cfg)
     claim_checkpoints(Path(spec["run_dir"]), spec["identity"], folders)
     root = Path(cfg["checkpoints"]["checkpoints_path"])
     train_steps = cfg["tokens"]["train_steps"]

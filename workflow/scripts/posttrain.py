@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from zflow import chat, identity, launch, metrics, paths, runs
+from zflow import chat, identity, launch, limits, metrics, paths, runs
 from zflow.io import die, spec_cli, versions, write_json, write_text
 
 IM_END = "<|im_end|>"
@@ -90,9 +90,13 @@ def auto_flag(value, cuda: bool) -> bool:
     return cuda if value == "auto" else bool(value)
 
 
-def training_kwargs(train: dict, method: str, cuda: bool, has_eval: bool, state_dir: Path) -> dict:
+def training_kwargs(train: dict, method: str, cuda: bool, has_eval: bool, state_dir: Path,
+                    tracking: dict | None = None) -> dict:
     """Config keys (the seed's and Domyn-Small's names where they have them) → TRL/transformers
-    arguments."""
+    arguments; the run logs to ``tracking``'s backends (zflow.tracking: TensorBoard files in
+    <run_dir>/tensorboard/ by default)."""
+    from zflow import tracking as tracks
+
     kw = dict(
         output_dir=str(state_dir), num_train_epochs=train["epochs"], max_steps=train["max_steps"],
         per_device_train_batch_size=train["micro_batch_size"],
@@ -107,8 +111,9 @@ def training_kwargs(train: dict, method: str, cuda: bool, has_eval: bool, state_
         seed=train["seed"], data_seed=train["seed"], logging_steps=train["logging_steps"],
         save_strategy="steps", save_steps=train["save_steps"],
         save_total_limit=train["save_total_limit"], eval_strategy="steps" if has_eval else "no",
-        eval_steps=train["eval_steps"] if has_eval else None, report_to="none",
+        eval_steps=train["eval_steps"] if has_eval else None,
         disable_tqdm=True, use_cpu=not cuda,
+        **tracks.training_args(tracking, state_dir.parent, f"{method}-{state_dir.parent.name}"),
     )
     # Adam's betas have schema defaults for GRPO only; SFT and DPO keep transformers' unless set
     kw.update({k: train[k] for k in ("adam_beta1", "adam_beta2") if k in train})
@@ -271,6 +276,7 @@ def finish(spec: dict, trainer, tokenizer, result, resume, info: dict) -> None:
     trainer.save_model(str(tmp))  # every rank takes part under FSDP
     if not launch.world()[1]:
         return
+    limits.end_attempt(run, result.global_step)
     tokenizer.save_pretrained(tmp)
     write_json(tmp / paths.POSTTRAIN_META, {"spec": spec, "versions": versions()})
     answers = smoke_check(tmp, tools=spec["variant"] == "agentic")
@@ -315,11 +321,18 @@ def main(argv=None):
     print(f"resuming from {resume}" if resume else "starting from the base model", flush=True)
     model, tokenizer = load_model(spec, method)
     train_rows, val_rows, dropped = prepare_rows(spec, rows, tokenizer)
-    kwargs = training_kwargs(spec["train"], method, cuda, bool(val_rows), run / paths.STATE)
+    kwargs = training_kwargs(spec["train"], method, cuda, bool(val_rows), run / paths.STATE,
+                             spec.get("tracking"))
+    stopper = limits.start(run, runs.state_step(resume), spec["time_limits"],
+                           launch.world()[1])
     trainer = make_trainer(spec, model, tokenizer, kwargs, Dataset.from_list(train_rows),
                            Dataset.from_list(val_rows) if val_rows else None,
-                           [log_callback(run / paths.STATE_METRICS)])
+                           [log_callback(run / paths.STATE_METRICS), limits.callback(stopper)])
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if stopper.stopped:  # saved before a time limit or a signal: requeued, or resumed next time
+        launch.end_distributed()
+        raise SystemExit(limits.stop_early(run, stopper, spec["time_limits"]["requeue"])
+                         if launch.world()[1] else limits.STOPPED)
     finish(spec, trainer, tokenizer, result, resume, {
         "train_rows": len(train_rows), "val_rows": len(val_rows), "dropped_long_prompts": dropped,
         "world_size": world, "dtype": "bfloat16" if kwargs["bf16"] else "float32",

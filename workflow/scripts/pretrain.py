@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from zflow import identity, launch, metrics, nanotron, paths, runs, schedule
+from zflow import identity, launch, limits, metrics, nanotron, paths, runs, schedule, tokenized
 from zflow.io import atomic_dir, die, spec_cli, versions, write_json, write_text
 
 
@@ -34,7 +34,13 @@ def export_checkpoint(state_ckpt: Path, dest: Path, step: int, meta: dict) -> No
         for f in state_ckpt.iterdir():
             if f.is_file() and not f.name.startswith(skip):
                 shutil.copy2(f, tmp / f.name)
-        write_json(tmp / paths.MARKER, {**meta, "step": step})
+        write_json(tmp / paths.MARKER, {**meta, "step": step, "stage": stage_at(meta, step)})
+
+
+def stage_at(meta: dict, step: int) -> str | None:
+    """The data stage that trained step ``step`` (1-based), from the meta's stage starts."""
+    names = [s["name"] for s in meta.get("stages", []) if s["start_step"] < max(step, 1)]
+    return names[-1] if names else None
 
 
 def build_model(spec: dict, tokenizer):
@@ -53,7 +59,11 @@ def build_model(spec: dict, tokenizer):
 
 
 def training_args(spec: dict, run: Path, cuda: bool, bf16: bool):
+    """The Trainer's arguments; it logs to the config's tracking backends (zflow.tracking:
+    TensorBoard files in <run>/tensorboard/ by default)."""
     from transformers import TrainingArguments
+
+    from zflow import tracking
 
     pre = spec["pretrain"]
     wsd, warmup = schedule.wsd(pre)
@@ -68,12 +78,16 @@ def training_args(spec: dict, run: Path, cuda: bool, bf16: bool):
         optim="adamw_torch_fused" if cuda else "adamw_torch", bf16=bf16, seed=pre["seed"],
         data_seed=pre["seed"], train_sampling_strategy="sequential", logging_steps=1,
         save_strategy="steps", save_steps=pre["checkpoint_interval"],
-        save_total_limit=pre["keep_last_states"], report_to="none", disable_tqdm=True,
-        dataloader_drop_last=True, dataloader_num_workers=0, use_cpu=not cuda)
+        save_total_limit=pre["keep_last_states"], disable_tqdm=True,
+        dataloader_drop_last=True, dataloader_num_workers=0, use_cpu=not cuda,
+        **tracking.training_args(spec.get("tracking"), run, f"pretrain-{spec.get('lang', run.name)}"))
 
 
-def progress_callback(run: Path, start_step: int, tokens_per_step: int, meta: dict):
-    """Logs every step in the metrics schema; marks and exports every saved state."""
+def progress_callback(run: Path, start_step: int, tokens_per_step: int, meta: dict, pre: dict,
+                      until: int):
+    """Logs every step in the metrics schema; marks every saved state and exports those of the
+    checkpoint schedule (a state saved before a time limit is only resumed from); stops at
+    ``until`` (the end of a segment)."""
     from transformers import TrainerCallback
 
     metrics_path = run / paths.STATE_METRICS
@@ -97,13 +111,18 @@ def progress_callback(run: Path, start_step: int, tokens_per_step: int, meta: di
                 "elapsed_s": round(now - self.t0, 3)}, metrics.PRETRAIN)
             self.t_last, self.step_last = now, state.global_step
 
+        def on_step_end(self, a, state, control, **kw):
+            if state.global_step >= until:
+                control.should_save = control.should_training_stop = True
+
         def on_save(self, a, state, control, **kw):
             if not state.is_world_process_zero:
                 return
             step = state.global_step
             runs.mark_complete(run / paths.STATE, step)
-            export_checkpoint(run / paths.STATE / f"checkpoint-{step}",
-                              run / paths.CHECKPOINTS / f"step-{step}", step, meta)
+            if schedule.is_saved(step, pre):
+                export_checkpoint(run / paths.STATE / f"checkpoint-{step}",
+                                  run / paths.CHECKPOINTS / f"step-{step}", step, meta)
             print(f"checkpoint {step} complete", flush=True)
 
     return Progress()
@@ -112,29 +131,51 @@ def progress_callback(run: Path, start_step: int, tokens_per_step: int, meta: di
 def write_summary(spec: dict, run: Path, start_step: int, dataset, meta: dict, extra: dict):
     rows = metrics.read(run / paths.STATE_METRICS)
     write_text(spec["metrics"], (run / paths.STATE_METRICS).read_text())
-    exported = sorted(int(d.name.split("-")[1]) for d in (run / paths.CHECKPOINTS).glob("step-*")
-                      if not d.name.endswith(".tmp"))
+    exported = exported_steps(run)
+    stages = dataset.accounting()
+    for stage in stages:
+        for d, s in zip(spec["data"], stage["sources"]):
+            s["source"] = d["source"]
     write_json(spec["summary"], {
         "backend": "hf", "final_step": spec["pretrain"]["train_steps"], "checkpoints": exported,
         "checkpoints_dir": str(run / paths.CHECKPOINTS), "resumed_from_step": start_step,
         "first_loss": float(rows[0]["loss"]) if rows else None,
         "last_loss": float(rows[-1]["loss"]) if rows else None,
+        # per source over the whole run: windows available (of the run's sequence length), windows
+        # and tokens consumed, epochs over the source (all stages); per stage: the same, its own
         "sources": [{"source": d["source"], "folder": d["folder"], "weight": d["weight"],
-                     "windows": n, "epochs": round(e, 3)}
-                    for d, n, e in zip(spec["data"], dataset.lengths, dataset.epochs)],
-        **extra, **meta})
+                     "windows": dataset.length(f, spec["pretrain"]["sequence_length"]),
+                     "windows_consumed": sum(st["sources"][f]["windows"] for st in stages),
+                     "tokens_consumed": sum(st["sources"][f]["tokens"] for st in stages),
+                     "epochs": round(sum(st["sources"][f]["epochs"] for st in stages), 3)}
+                    for f, d in enumerate(spec["data"])],
+        **extra, **meta, "stages": stages})
+
+
+def exported_steps(run: Path) -> list[int]:
+    return sorted(int(d.name.split("-")[1]) for d in (run / paths.CHECKPOINTS).glob("step-*")
+                  if not d.name.endswith(".tmp"))
 
 
 def mixture(spec: dict, global_batch: int):
-    """The weighted mixture of the tokenized folders, as many windows as the run consumes."""
-    from zflow.mixture import MixtureDataset
+    """The tokenized folders' mixture of each data stage, as many windows as the run consumes."""
+    from zflow.mixture import MixtureDataset, spec_stages
 
     pre = spec["pretrain"]
-    dataset = MixtureDataset([d["folder"] for d in spec["data"]], [d["weight"] for d in spec["data"]],
-                             pre["sequence_length"], pre["train_steps"] * global_batch)
-    for d, n, e in zip(spec["data"], dataset.lengths, dataset.epochs):
-        print(f"source {d['source']}: {n} windows of {pre['sequence_length'] + 1} tokens, "
-              f"read {e:.2f} times")
+    sources = [d["source"] for d in spec["data"]]
+    stages = []
+    for st in spec_stages(spec):
+        w = {d["source"]: d["weight"] for d in st["data"]}
+        stages.append({"name": st["name"], "start_step": st["start_step"],
+                       "sequence_length": st.get("sequence_length"),
+                       "weights": [w.get(s, 0) for s in sources]})
+    dataset = MixtureDataset([d["folder"] for d in spec["data"]], stages, pre["sequence_length"],
+                             global_batch, pre["train_steps"])
+    for stage in dataset.accounting():
+        for d, s in zip(spec["data"], stage["sources"]):
+            print(f"stage {stage['name']} (from step {stage['start_step']}) source {d['source']}: "
+                  f"{s['windows']} windows of {stage['sequence_length'] + 1} tokens, "
+                  f"{s['epochs']:.2f} epochs")
     return dataset
 
 
@@ -142,7 +183,7 @@ def resume(spec: dict, cuda: bool):
     """Claim the run directory (a run of other settings or data moves aside) and return the
     newest complete state to resume from, the same on every rank."""
     keyed_on = {"identity": spec["identity"],
-                "data": [identity.file_stats(d["folder"], "*.ds*") for d in spec["data"]]}
+                "data": [tokenized.file_stats(d["folder"]) for d in spec["data"]]}
     state = runs.resume_state(Path(spec["run_dir"]), identity.fingerprint(keyed_on),
                               (paths.STATE, paths.CHECKPOINTS), keyed_on, metrics.PRETRAIN, cuda)
     print(f"resuming from {state} (step {runs.state_step(state)})" if state
@@ -173,15 +214,30 @@ def main(argv=None):
     # on disk belongs to the configured run (zflow.plan.Plan.checkpoint_current)
     meta = {"n_params": sum(p.numel() for p in model.parameters()), "identity": spec["identity"],
             "tokens_per_step": tokens_per_step, "tokenizer": spec["tokenizer"],
-            "versions": versions()}
+            "versions": versions(),
+            "stages": [{"name": s["name"], "start_step": s["start_step"]} for s in dataset.stages]}
     if is_main:  # a kill between a state's COMPLETE marker and its export: export it now
         for step, d in runs.complete_states(run / paths.STATE):
-            export_checkpoint(d, run / paths.CHECKPOINTS / f"step-{step}", step, meta)
+            if schedule.is_saved(step, pre):
+                export_checkpoint(d, run / paths.CHECKPOINTS / f"step-{step}", step, meta)
+    until = spec["until"] or pre["train_steps"]  # a segment's end, or the run's
+    stopper = limits.start(run, start_step, spec["time_limits"], is_main)
     trainer = Trainer(model=model, args=training_args(spec, run, cuda, bf16),
                       train_dataset=dataset, processing_class=tokenizer,
-                      callbacks=[progress_callback(run, start_step, tokens_per_step, meta)])
-    trainer.train(resume_from_checkpoint=str(state) if state else None)
+                      callbacks=[progress_callback(run, start_step, tokens_per_step, meta, pre,
+                                                   until), limits.callback(stopper)])
+    if start_step < until:  # else a segment that an extended run has already gone past
+        trainer.train(resume_from_checkpoint=str(state) if state else None)
+    if stopper.stopped and stopper.stopped[0] < until:  # saved before a limit or at a signal
+        launch.end_distributed()
+        raise SystemExit(limits.stop_early(run, stopper, spec["time_limits"]["requeue"])
+                         if is_main else limits.STOPPED)
     if is_main:
+        limits.end_attempt(run, until)
+    if is_main and until < pre["train_steps"]:
+        write_json(spec["segment"], {"until": until, "identity": spec["identity"],
+                                     "checkpoints": exported_steps(run), "versions": versions()})
+    elif is_main:
         write_summary(spec, run, start_step, dataset, meta, {
             "world_size": world, "global_batch_size": global_batch,
             "sequence_length": pre["sequence_length"], "dtype": "bfloat16" if bf16 else "float32",

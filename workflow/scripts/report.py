@@ -18,12 +18,21 @@ from zflow import evals, metrics, tables
 from zflow.io import save_png, spec_cli, write_text
 
 
-def build_rows(columns, records):
-    """One row per model: {model, step, <column>: value or None, media}. A column is a task key
-    or ``<task>/<subtask>`` (one subtask of a group task)."""
+def stage_of(stages, step):
+    """The data stage that trained step ``step``: the last of ``stages`` ([name, start_step],
+    start_step = steps trained before it) starting before it; None without stages or step."""
+    names = [n for n, start in stages or [] if step is not None and start < max(step, 1)]
+    return names[-1] if names else None
+
+
+def build_rows(columns, records, stages=None):
+    """One row per model: {model, step, stage, <column>: value or None, media}. A column is a
+    task key or ``<task>/<subtask>`` (one subtask of a group task); ``stage``: the data stage
+    (``stages``: [[name, start_step]]) the checkpoint was taken in."""
     by_model, tasks = {}, {}
     for r in records:
-        by_model.setdefault(r["model"], {"model": r["model"], "step": r.get("step")})
+        by_model.setdefault(r["model"], {"model": r["model"], "step": r.get("step"),
+                                         "stage": stage_of(stages, r.get("step"))})
         tasks[(r["model"], r["task"])] = r
     rows = []
     for row in by_model.values():
@@ -41,11 +50,13 @@ def build_rows(columns, records):
     return rows
 
 
-def checkpoint_label(row):
+def checkpoint_label(row, stages=None):
+    """The step (``2k``), with its data stage when the run has several: ``150 (stable)``."""
     step = row["step"]
     if step is None:
         return row["model"]
-    return f"{step // 1000}k" if step >= 1000 and step % 1000 == 0 else str(step)
+    label = f"{step // 1000}k" if step >= 1000 and step % 1000 == 0 else str(step)
+    return f"{label} ({row['stage']})" if len(stages or []) > 1 and row.get("stage") else label
 
 
 def table(spec: dict, columns, rows, records) -> tuple[tables.Table, str]:
@@ -53,12 +64,16 @@ def table(spec: dict, columns, rows, records) -> tuple[tables.Table, str]:
     (machine-readable: task keys, full precision)."""
     t = tables.Table(spec["title"], [spec["first"]] + [h for _, h, _ in columns] + [spec["mean_label"]],
                      decimals=spec["decimals"])
-    t.rows = [[checkpoint_label(r)] + [r.get(c) for c, _, _ in columns] + [r["media"]] for r in rows]
+    stages = spec.get("stages")
+    staged = len(stages or []) > 1  # the stage of each checkpoint: in its label and a column
+    t.rows = [[checkpoint_label(r, stages)] + [r.get(c) for c, _, _ in columns] + [r["media"]]
+              for r in rows]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["checkpoint", "step", "model"] + [c for c, _, _ in columns] + ["media"])
+    w.writerow(["checkpoint", "step", "model"] + ["stage"] * staged + [c for c, _, _ in columns]
+               + ["media"])
     for r in rows:
-        w.writerow([checkpoint_label(r), r["step"], r["model"]]
+        w.writerow([checkpoint_label(r), r["step"], r["model"]] + [r["stage"] or ""] * staged
                    + ["" if r.get(c) is None else f"{r[c]:.6f}" for c, _, _ in columns]
                    + ["" if r["media"] is None else f"{r['media']:.6f}"])
     shots = {e["task"]: e["num_fewshot"] for e in records}
@@ -94,8 +109,9 @@ def progression_figure(lang: str, columns, rows, path, mean_label: str = "Media"
     plt.close(fig)
 
 
-def loss_figure(lang: str, train_metrics, path) -> None:
-    """Training loss and throughput (zflow.metrics.PRETRAIN: the same for both backends)."""
+def loss_figure(lang: str, train_metrics, path, stages=None) -> None:
+    """Training loss and throughput (zflow.metrics.PRETRAIN: the same for both backends), with
+    a vertical line and the stage's name where each data stage after the first starts."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,6 +131,12 @@ def loss_figure(lang: str, train_metrics, path) -> None:
     ax2.set_xlabel("training step")
     ax2.set_ylabel("tokens/s")
     ax2.grid(alpha=0.3)
+    for i, (name, start) in enumerate(stages if len(stages or []) > 1 else []):
+        if i:
+            for a in (ax, ax2):
+                a.axvline(start, color="tab:red", ls=":", lw=1)
+        ax.text(start, 1.0, f" {name}", transform=ax.get_xaxis_transform(), va="top",
+                fontsize=8, color="tab:red")
     fig.tight_layout()
     save_png(fig, path)
     plt.close(fig)
@@ -123,16 +145,17 @@ def loss_figure(lang: str, train_metrics, path) -> None:
 def main(argv=None):
     spec, _ = spec_cli(__doc__, argv, counts=())
     columns = [tuple(c) for c in spec["columns"]]
-    records = [evals.read(p) for p in spec["evals"]]
-    rows = build_rows(columns, records)
+    records, failures = evals.load(spec["evals"])  # a failed eval: its cells "—", listed
+    rows = build_rows(columns, records + failures, spec.get("stages"))
     out = spec["outputs"]
     t, csv_text = table(spec, columns, rows, records)
+    t.notes = tables.failure_notes(failures) + t.notes
     write_text(out["md"], t.markdown())
     write_text(out["html"], t.html())
     write_text(out["csv"], csv_text)
     Path(out["png"]).parent.mkdir(parents=True, exist_ok=True)
     progression_figure(spec["lang"], columns, rows, out["png"], spec["mean_label"])
-    loss_figure(spec["lang"], spec["train_metrics"], out["loss"])
+    loss_figure(spec["lang"], spec["train_metrics"], out["loss"], spec.get("stages"))
     print(f"table: {out['md']} ({len(rows)} rows)")
 
 

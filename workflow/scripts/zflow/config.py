@@ -109,6 +109,11 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
             )
         if p["sequence_length"] > m["max_position_embeddings"]:
             errors.append(f"{pre}.pretrain.sequence_length: exceeds model.max_position_embeddings")
+        errors += _check_stages(config, lang)
+        if p["segment_steps"] % p["checkpoint_interval"]:
+            errors.append(f"{pre}.pretrain.segment_steps: {p['segment_steps']} is not a multiple "
+                          f"of pretrain.checkpoint_interval ({p['checkpoint_interval']}): every "
+                          "pretraining job must end at a checkpoint")
         for step in lc["eval"]["checkpoints"]:
             if step > p["train_steps"]:
                 errors.append(f"{pre}.eval.checkpoints: step {step} is beyond pretrain.train_steps ({p['train_steps']})")
@@ -121,6 +126,7 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
     errors += _check_posttrain(config, base, check_files)
     errors += _check_tables(config)
     errors += _check_qualitative(config, base, check_files)
+    errors += _check_release(config)
     for key in config["cost"]["source_tokens"]:
         if key not in sources and key not in config["chat_data"]:
             errors.append(f"cost.source_tokens.{key}: not a key of sources or chat_data")
@@ -129,14 +135,59 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
         used = set()
         for lc in config["languages"].values():
             used |= set(lc["data"])
+            for st in lc["pretrain"].get("stages") or []:
+                used |= set(st.get("data") or {})
         for tok in tokenizers.values():
             used |= set(tok.get("train", {}).get("sources", []))
         for name in sorted(used & set(sources)):
             if "hub" not in sources[name]:  # hub sources are downloaded by the workflow
                 errors += _check_source(name, sources[name], base)
 
+    from zflow import tracking
+
+    for b in tracking.missing(config["tracking"]["backends"]):
+        errors.append(f"tracking.backends: '{b}' is asked for but not installed "
+                      f"(pip install {tracking.MODULES[b]}, or remove it from the list)")
+
     if errors:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+
+
+def _check_stages(config: dict, lang: str) -> list[str]:
+    """A language's data stages: start steps from 0, increasing, within train_steps; unique
+    names; known sources (tokenized with the language's tokenizer); options the backend honours."""
+    lc = config["languages"][lang]
+    p = lc["pretrain"]
+    stages, errors = p.get("stages") or [], []
+    key = f"languages.{lang}.pretrain.stages"
+    if stages and stages[0]["start_step"] != 0:
+        errors.append(f"{key}[0].start_step: the first stage starts at step 0, "
+                      f"not {stages[0]['start_step']}")
+    names = [st["name"] for st in stages]
+    for i, st in enumerate(stages):
+        at = f"{key}[{i}]"
+        if names.count(st["name"]) > 1:
+            errors.append(f"{at}.name: '{st['name']}' names two stages")
+        if i and st["start_step"] <= stages[i - 1]["start_step"]:
+            errors.append(f"{at}.start_step: {st['start_step']} does not follow the previous "
+                          f"stage's {stages[i - 1]['start_step']} (start steps must increase)")
+        if st["start_step"] >= p["train_steps"]:
+            errors.append(f"{at}.start_step: {st['start_step']} is not before "
+                          f"pretrain.train_steps ({p['train_steps']})")
+        for s in st.get("data") or {}:
+            if s not in config["sources"]:
+                errors.append(f"{at}.data: unknown source '{s}' "
+                              f"(known: {', '.join(config['sources'])})")
+        # a stage names sources only: they are tokenized with the language's tokenizer
+        # (results/tokenized/<tokenizer>/<source>), like `data`
+        seq = st.get("sequence_length")
+        if seq is not None and p["backend"] == "nanotron":
+            errors.append(f"{at}.sequence_length: backend nanotron cannot honour it (nanotron "
+                          "d22eb809 has no per-stage sequence length); remove it")
+        if seq is not None and seq > lc["model"]["max_position_embeddings"]:
+            errors.append(f"{at}.sequence_length: {seq} exceeds model.max_position_embeddings "
+                          f"({lc['model']['max_position_embeddings']})")
+    return errors
 
 
 CHECKPOINT_MODEL = re.compile(r"([a-z]{2,3})-step(\d+)")
@@ -305,6 +356,26 @@ def _check_tables(config: dict) -> list[str]:
     for item in order:
         if item not in known:
             errors.append(f"report.order: unknown table '{item}' (known: {', '.join(sorted(known))})")
+    return errors
+
+
+def _check_release(config: dict) -> list[str]:
+    """Released models are post-trained models or saved pretraining checkpoints; their data
+    entries name sources or chat data."""
+    errors = []
+    for name, rc in config.get("release", {}).items():
+        if name in config["baselines"]:
+            errors.append(f"release.{name}: '{name}' is a baseline (not made by this workflow)")
+        elif name not in config["posttrain"]:
+            why = saved_step(config, name)
+            if why:
+                errors.append(f"release.{name}: {why}, nor a posttrain key")
+        for t in rc.get("evals") or []:
+            if t not in config["tasks"]:
+                errors.append(f"release.{name}.evals: '{t}' is not a key of tasks")
+        for key in rc.get("data", {}):
+            if key not in config["sources"] and key not in config["chat_data"]:
+                errors.append(f"release.{name}.data.{key}: not a key of sources or chat_data")
     return errors
 
 

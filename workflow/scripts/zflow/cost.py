@@ -5,8 +5,10 @@ dry run lists them: ``workflow/scripts/cost_plan.py``). The throughput figures a
 ``cost`` section; the schema holds their defaults and says where each comes from. Every number
 here is an estimate, none a measurement of the run it describes.
 
-- tokenize: the source's tokens (``cost.source_tokens``, else the bytes of its shards on disk /
-  ``bytes_per_token``; unknown for hub data not downloaded yet); CPU-hours at
+- tokenize (one job per shard group): the group's tokens (its share of the source's bytes of
+  ``cost.source_tokens``, else the bytes of its shards on disk / ``bytes_per_token``); before a
+  hub source is downloaded its groups are unknown and its ``tokenize_stats`` job stands for the
+  whole source (tokens unknown unless ``cost.source_tokens``); CPU-hours at
   ``tokenize_tokens_per_sec_per_core``; disk: datatrove's 2 bytes per token (4 when the
   vocabulary exceeds 65,536).
 - pretraining: (train_steps - the newest complete checkpoint of the configured run on disk,
@@ -45,8 +47,8 @@ FIGURES = {  # key of `cost` -> (what, unit)
 }
 FIELDS = ("tokens", "gpu_hours", "cpu_hours", "disk_bytes")
 # the order of the table's rows (other rules after these, in the order they come)
-STAGES = ("download", "train_tokenizer", "tokenize", "nanotron_config", "pretrain",
-          "pretrain_nanotron", "convert_checkpoint", "posttrain", "evaluate", "report", "compare")
+STAGES = ("download", "train_tokenizer", "tokenize", "tokenize_stats", "nanotron_config",
+          "pretrain_segment", "pretrain", "pretrain_nanotron", "convert_checkpoint", "posttrain", "evaluate", "report", "compare")
 
 
 @dataclass(frozen=True)
@@ -171,22 +173,51 @@ def job_cost(plan, job: Job) -> Cost:
     fn = globals().get(f"_cost_{job.rule}")
     c = fn(plan, **job.wildcards) if fn else Cost(job.rule, dict(job.wildcards),
                                                   note="not estimated")
-    if c.rule == "tokenize":
+    if job.rule == "tokenize":
         c.workers = job.cores
         c.wall_hours = wall(c.cpu_hours, job.cores)
     return c
 
 
-def _cost_tokenize(plan, tokenizer, source):
-    tokens, how = data_tokens(plan, source)
+def group_tokens(plan, source: str, group: str) -> tuple[float | None, str]:
+    """Tokens of one shard group: its bytes' share of the source's tokens."""
+    root = plan.base / plan.config["sources"][source]["path"]
+    size = sum((root / f).stat().st_size for f in plan.group_files(source, group))
+    cost = plan.config["cost"]
+    if source in cost["source_tokens"]:
+        total = sum((root / f).stat().st_size for f in plan.source_files(source))
+        return (cost["source_tokens"][source] * size / total,
+                f"cost.source_tokens x the group's share of the bytes ({size:,})")
+    return size / cost["bytes_per_token"], f"{size:,} bytes on disk / bytes_per_token"
+
+
+def _tokenize_cost(plan, tokenizer, wildcards, tokens, how) -> Cost:
     tok = plan.config["tokenizers"][tokenizer]
     vocab = tok["train"]["vocab_size"] if "train" in tok else tok.get("vocab_size")
     rate = plan.config["cost"]["tokenize_tokens_per_sec_per_core"]
     known = tokens is not None
-    return Cost("tokenize", {"tokenizer": tokenizer, "source": source}, tokens=tokens,
+    return Cost("tokenize", wildcards, tokens=tokens,
                 gpu_hours=0, cpu_hours=hours(tokens, rate) if known else None,
                 disk_bytes=tokens * token_bytes(vocab) if known else None,
                 note=how, unknown="" if known else how)
+
+
+def _cost_tokenize(plan, tokenizer, source, group):
+    tokens, how = group_tokens(plan, source, group)
+    return _tokenize_cost(plan, tokenizer, {"tokenizer": tokenizer, "source": source,
+                                            "group": group}, tokens, how)
+
+
+def _cost_tokenize_stats(plan, tokenizer, source):
+    """Merging the groups' stats costs seconds; but before a hub source is downloaded its
+    groups (tokenize jobs) are unknown: then this job stands for the source's tokenization."""
+    wc = {"tokenizer": tokenizer, "source": source}
+    if plan.source_files(source):
+        return Cost("tokenize_stats", wc, note="not estimated (seconds)")
+    tokens, how = data_tokens(plan, source)
+    c = _tokenize_cost(plan, tokenizer, wc, tokens, f"{how} (shard groups known once downloaded)")
+    c.rule, c.wall_hours = "tokenize_stats", None  # wall: as many jobs as the download's groups
+    return c
 
 
 def _cost_download(plan, source):
@@ -197,18 +228,23 @@ def _cost_download(plan, source):
                 note="time not estimated (network)", unknown="" if known else how)
 
 
-def pretrain_cost(plan, lang: str) -> Cost:
+def pretrain_cost(plan, lang: str, until: int | None = None) -> Cost:
+    """One pretraining job: the whole run, or the segment ending at ``until`` (segment_steps),
+    less what the checkpoints on disk already hold."""
     lc = plan.lang(lang)
     pre = lc["pretrain"]
     rule = "pretrain_nanotron" if plan.backend(lang) == "nanotron" else "pretrain"
     gpus = plan.nodes(lang) * plan.nproc(lang)
     dp = pre["nanotron"]["dp"] if rule == "pretrain_nanotron" else gpus
-    done = max(plan.checkpoints_on_disk(lang), default=0)
-    steps = max(pre["train_steps"] - done, 0)
+    end = until or pre["train_steps"]
+    start = max([e for e in plan.segment_ends(lang) if e < end], default=0)
+    done = max([start, *plan.checkpoints_on_disk(lang)])
+    steps = max(end - done, 0)
     tokens = pretrain_tokens(steps, pre["micro_batch_size"], pre["batch_accumulation_per_replica"],
                              dp, pre["sequence_length"])
     gpu_h = hours(tokens, plan.config["cost"]["pretrain_tokens_per_sec_per_gpu"])
-    saved = schedule.saved_steps(pre["train_steps"], pre["checkpoint_interval"], after=done)
+    saved = [s for s in schedule.saved_steps(pre["train_steps"], pre["checkpoint_interval"],
+                                             after=done) if s <= end]
     n = n_params(lc["model"])
     if rule == "pretrain_nanotron":
         disk = len(saved) * n * (WEIGHT_BYTES + STATE_BYTES)
@@ -221,13 +257,30 @@ def pretrain_cost(plan, lang: str) -> Cost:
     resumed = f", resuming at step {done:,}" if done else ""
     note = (f"{steps:,} steps x {pre['micro_batch_size']} x {pre['batch_accumulation_per_replica']}"
             f" x dp {dp} x {pre['sequence_length']}{resumed}; {gpus} GPUs "
-            f"({plan.nodes(lang)} nodes x {plan.nproc(lang)}); {n / 1e9:.2f}B params, {kept}")
-    return Cost(rule, {"lang": lang}, tokens=tokens, gpu_hours=gpu_h, cpu_hours=0,
+            f"({plan.nodes(lang)} nodes x {plan.nproc(lang)}); {n / 1e9:.2f}B params, {kept}"
+            f"; {interval_note(plan, lang, dp, gpus)}")
+    wildcards = {"lang": lang, **({"step": until} if until else {})}
+    return Cost("pretrain_segment" if until else rule, wildcards, tokens=tokens, gpu_hours=gpu_h, cpu_hours=0,
                 disk_bytes=disk, wall_hours=wall(gpu_h, gpus), workers=gpus, note=note)
+
+
+def interval_note(plan, lang: str, dp: int, gpus: int) -> str:
+    """The wall time between two checkpoints: what a kill that cannot save loses (nanotron;
+    an hf job saves the step it is on before its limit, zflow.limits)."""
+    pre = plan.lang(lang)["pretrain"]
+    tokens = pretrain_tokens(pre["checkpoint_interval"], pre["micro_batch_size"],
+                             pre["batch_accumulation_per_replica"], dp, pre["sequence_length"])
+    h = wall(hours(tokens, plan.config["cost"]["pretrain_tokens_per_sec_per_gpu"]), gpus)
+    return (f"a checkpoint every {h:.3g} h: a kill without a save loses up to that, so give the "
+            f"job a runtime of at least {2 * h:.3g} h (two intervals)")
 
 
 def _cost_pretrain(plan, lang):
     return pretrain_cost(plan, lang)
+
+
+def _cost_pretrain_segment(plan, lang, step):
+    return pretrain_cost(plan, lang, int(step))
 
 
 def _cost_pretrain_nanotron(plan, lang):

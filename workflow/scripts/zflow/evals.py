@@ -36,7 +36,8 @@ from typing import Any
 import yaml
 
 __all__ = ["EvalError", "TaskLoader", "find_task_files", "localize_tasks", "summarize",
-           "generated_tokens", "parse_column", "value", "read"]
+           "generated_tokens", "parse_column", "value", "read", "load", "FAILED", "is_failure",
+           "failure", "rerun_token", "is_oom", "batch_for_attempt"]
 
 _IGNORE_DIRS = {"__pycache__", ".ipynb_checkpoints"}  # as lm_eval.tasks._index
 
@@ -344,6 +345,9 @@ def value(record: dict, metric: str, subtask: str | None = None) -> float:
     exactly one metric, that one. EvalError (naming task, subtask, metric and what is available)
     when it is ambiguous, missing or not a finite number."""
     task = record.get("task", "?")
+    if is_failure(record):
+        raise EvalError(f"task {task}: the eval of {record.get('model')} failed: "
+                        f"{record.get('error')}")
     if subtask is None:
         metrics = record.get("metrics") or {}
         key = _lookup(metrics, metric)
@@ -371,12 +375,16 @@ def value(record: dict, metric: str, subtask: str | None = None) -> float:
 
 def read(path) -> dict:
     """One eval JSON (results/evals/<model>/<task>.json); "subtasks" defaults to [] (records
-    written before groups were supported). EvalError naming the file if it is not one."""
+    written before groups were supported). A failure record (:func:`is_failure`) is returned as
+    it is, with no metrics: every value of it is missing. EvalError naming the file if it is
+    neither."""
     path = Path(path)
     try:
         rec = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise EvalError(f"{path}: not a readable JSON file ({e})") from e
+    if is_failure(rec):
+        return {**rec, "metrics": {}, "subtasks": []}
     if not isinstance(rec, dict) or not isinstance(rec.get("metrics"), dict):
         raise EvalError(f"{path}: not an eval record (no 'metrics' mapping)")
     subs = rec.get("subtasks")
@@ -385,3 +393,98 @@ def read(path) -> dict:
     elif not isinstance(subs, list):
         raise EvalError(f"{path}: 'subtasks' is not a list")
     return rec
+
+
+def load(paths) -> tuple[list[dict], list[dict]]:
+    """The eval JSONs ``paths`` as (results, failures): a failure record is no result (its cells
+    are "—") but is listed (model, task, error, log)."""
+    results, failures = [], []
+    for p in paths:
+        rec = read(p)
+        (failures if is_failure(rec) else results).append(rec)
+    return results, failures
+
+
+# ------------------------------------------------------------------------------------------------
+# Failed evals: a failure record in place of the result, retried by the next Snakemake invocation
+#
+# An eval job that fails for good (an error that is not an out-of-memory, or an out-of-memory on
+# its last attempt or at batch size 1) writes, in place of its result, a record with
+# ``"status": "failed"``, the error's last line, the log to read and a ``failure_id``. Snakemake
+# counts the job done, so the report is still made (the eval's cells "—", the failure listed under
+# each table that reads it). The plan puts ``rerun_after: <failure_id>`` into that eval's spec at
+# the next parse (:func:`rerun_token`): a changed spec is a changed param, so the next invocation
+# runs the eval again. A result written by that re-run keeps the token (``rerun_after``), so the
+# spec stays the same afterwards and the result is never re-run for it.
+
+FAILED = "failed"
+
+
+def is_failure(rec) -> bool:
+    return isinstance(rec, dict) and rec.get("status") == FAILED
+
+
+def last_line(exc: BaseException) -> str:
+    """An exception as the last line of its traceback: ``Type: message`` (first line of it)."""
+    msg = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {msg[-1] if msg else ''}".rstrip(": ")
+
+
+def failure(spec: dict, exc: BaseException, log: str | None, settings: dict, when: float) -> dict:
+    """The failure record of an eval job (written where its result would be)."""
+    import hashlib
+
+    error = last_line(exc)
+    fid = hashlib.sha256(f"{spec['output']}|{when!r}|{error}".encode()).hexdigest()[:16]
+    return {"status": FAILED, "model": spec["model"], "model_path": spec["model_path"],
+            "step": spec["step"], "task": spec["task"], "lm_eval_task": spec["lm_eval_task"],
+            "metric": spec["metric"], "error": error, "error_type": type(exc).__name__,
+            "out_of_memory": is_oom(exc), "log": log, "settings": settings,
+            "failure_id": fid, "failed_at": when, "keyed_on": spec["keyed_on"]}
+
+
+def rerun_token(path) -> str | None:
+    """What an eval's spec carries as ``rerun_after`` given its JSON on disk: a failure's
+    ``failure_id`` (the spec changes, the eval re-runs), a result's own ``rerun_after`` (the spec
+    that made it, unchanged), None when there is no readable JSON."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict):
+        return None
+    return rec.get("failure_id") if is_failure(rec) else rec.get("rerun_after")
+
+
+OOM_MESSAGES = ("CUDA out of memory", "CUDA error: out of memory", "HIP out of memory",
+                "MPS backend out of memory", "XPU out of memory")
+
+
+def is_oom(exc: BaseException | None) -> bool:
+    """Is ``exc`` (or an exception it was raised from or during) an accelerator out-of-memory:
+    ``torch.OutOfMemoryError`` (``torch.cuda.OutOfMemoryError``), or a RuntimeError with one of
+    torch's out-of-memory messages (CUDA, HIP, MPS, XPU)?"""
+    try:
+        from torch import OutOfMemoryError
+    except ImportError:  # torch before 2.5: only the CUDA class
+        OutOfMemoryError = ()  # noqa: N806
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if (OutOfMemoryError and isinstance(exc, OutOfMemoryError)) or \
+                any(m in str(exc) for m in OOM_MESSAGES):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def batch_for_attempt(batch_size, max_batch_size: int, attempt: int) -> tuple:
+    """(batch_size, max_batch_size) of Snakemake's ``attempt`` (1 = the first): each retry halves
+    the batch (never below 1); with lm-eval's ``auto`` batch size, the largest batch it may pick
+    (``max_batch_size``) is halved instead."""
+    shift = max(0, int(attempt) - 1)
+    if isinstance(batch_size, str) and batch_size.strip().isdigit():
+        batch_size = int(batch_size)
+    if isinstance(batch_size, int):
+        return max(1, batch_size >> shift), max_batch_size
+    return batch_size, max(1, int(max_batch_size) >> shift)

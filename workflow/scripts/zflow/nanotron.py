@@ -387,17 +387,38 @@ def unknown_keys(cfg: dict) -> list[str]:
     return bad
 
 
-def make_config(*, model: dict, pretrain: dict, nano: dict, tokenizer: str, folders: list[str],
-                weights: list[float], checkpoints_path: str, run: str, project: str) -> dict:
-    """The nanotron YAML (as a dict) for one language: one data stage, auto-resume.
+def data_stages(stages: list[dict], num_loading_workers: int, seed: int) -> list[dict]:
+    """nanotron's ``data_stages`` (DatasetStageArgs at the pin) of zflow's stages
+    ``[{name, start_step, folders, weights}]``: ``start_step`` counts the steps trained before
+    the stage, nanotron's ``start_training_step`` is the 1-based step it starts at. (At the pin,
+    each stage's loader reads its folders from their start: consumed samples are per stage.)"""
+    out = []
+    for st in stages:
+        # nanotron reads a folder's top-level *.ds only (build_dataset: recursive=False at the
+        # pin): a source's shard-group folders are listed, its weight split by their tokens
+        folders, weights = tokenized.expand_groups(st["folders"], st["weights"])
+        total = sum(weights)
+        dataset = {"dataset_folder": folders, "dataset_weights": [w / total for w in weights]}
+        out.append({"data": {"dataset": dataset, "num_loading_workers": num_loading_workers,
+                             "seed": seed},
+                    "name": st["name"], "start_training_step": st["start_step"] + 1})
+    return out
+
+
+def make_config(*, model: dict, pretrain: dict, nano: dict, tokenizer: str,
+                checkpoints_path: str, run: str, project: str, stages: list[dict] | None = None,
+                folders: list[str] | None = None, weights: list[float] | None = None) -> dict:
+    """The nanotron YAML (as a dict) for one language: its data stages (``data_stages``:
+    ``stages``, or one stage ``nano.stage_name`` of ``folders`` / ``weights``), auto-resume.
 
     ``dataset_weights`` is always written, normalised: the mixture the run samples is the one in
     the file. (Without it nanotron samples the folders uniformly, get_tb_datasets at the pin;
     the seed's config relies on that. Equal weights in ``languages.<l>.data`` reproduce it.)
     ``save_final_state`` only when the last step is not a checkpoint step anyway: the workflow
     converts and evaluates ``train_steps`` (the seed's 2,000,000 / 5,000 keeps it false)."""
-    total = sum(weights)
-    dataset = {"dataset_folder": list(folders), "dataset_weights": [w / total for w in weights]}
+    if stages is None:
+        stages = [{"name": nano["stage_name"], "start_step": 0, "folders": folders,
+                   "weights": weights}]
     return {
         "checkpoints": {
             "checkpoint_interval": pretrain["checkpoint_interval"],
@@ -408,12 +429,7 @@ def make_config(*, model: dict, pretrain: dict, nano: dict, tokenizer: str, fold
             "save_final_state": bool(pretrain["train_steps"] % pretrain["checkpoint_interval"]),
             "save_initial_state": False,
         },
-        "data_stages": [{
-            "data": {"dataset": dataset, "num_loading_workers": nano["num_loading_workers"],
-                     "seed": pretrain["seed"]},
-            "name": nano["stage_name"],
-            "start_training_step": 1,
-        }],
+        "data_stages": data_stages(stages, nano["num_loading_workers"], pretrain["seed"]),
         "general": {"benchmark_csv_path": None, "consumed_train_samples": None,
                     "ignore_sanity_checks": nano["ignore_sanity_checks"],
                     "project": project, "run": run, "seed": pretrain["seed"], "step": None},
@@ -485,7 +501,7 @@ def folder_samples(folder, seq_len: int) -> tuple[int, str, int]:
 def preflight(cfg: dict, world_size: int, tokenizer_vocab: int | None = None,
               check_folders: bool = True) -> list[str]:
     """Problems nanotron would hit hours into a job, found before launch (one line each)."""
-    errors = [f"unknown nanotron key '{k}'" for k in unknown_keys(cfg)]
+    errors = [f"unknown nanotron key '{k}'" for k in unknown_keys(cfg)] + stage_problems(cfg)
     par, tok, mc = cfg["parallelism"], cfg["tokens"], cfg["model"]["model_config"]
     prod = par["dp"] * par["tp"] * par["pp"] * par.get("context_parallel_size", 1)
     if prod != world_size:
@@ -500,25 +516,62 @@ def preflight(cfg: dict, world_size: int, tokenizer_vocab: int | None = None,
         errors.append(f"model.vocab_size={mc['vocab_size']} but the tokenizer has {tokenizer_vocab} tokens")
     if not check_folders:
         return errors
-    stage = cfg["data_stages"][-1]["data"]["dataset"]
-    folders = stage["dataset_folder"]
-    weights = stage.get("dataset_weights") or [1 / len(folders)] * len(folders)
     gbs = par["dp"] * tok["micro_batch_size"] * tok["batch_accumulation_per_replica"]
     want_name = cfg["tokenizer"]["tokenizer_name_or_path"]
-    for folder, w in zip(folders, weights):
-        try:
-            n, name, _ = folder_samples(folder, tok["sequence_length"])
-        except FileNotFoundError as e:
-            errors.append(str(e))
-            continue
-        if name != want_name:
-            errors.append(f"{folder}: tokenized with '{name}', the config trains with '{want_name}' "
-                          "(nanotron loads the metadata's tokenizer by name)")
-        need = int(w * tok["train_steps"] * gbs)
-        if n < need:
-            errors.append(f"{folder}: {n} samples of {tok['sequence_length'] + 1} tokens, but weight "
-                          f"{w:.4g} x {tok['train_steps']} steps x global batch {gbs} needs {need}")
+    stages, seen = cfg["data_stages"], {}
+    for i, st in enumerate(stages):
+        stage = st["data"]["dataset"]
+        folders = stage["dataset_folder"]
+        weights = stage.get("dataset_weights") or [1 / len(folders)] * len(folders)
+        # the steps of this stage: each stage's loader reads its folders from their start
+        end = stages[i + 1]["start_training_step"] if i + 1 < len(stages) else tok["train_steps"] + 1
+        steps = max(end - st["start_training_step"], 0)
+        where = f" (stage '{st['name']}')" if len(stages) > 1 else ""
+        for folder, w in zip(folders, weights):
+            if folder not in seen:
+                try:
+                    seen[folder] = folder_samples(folder, tok["sequence_length"])
+                except FileNotFoundError as e:
+                    seen[folder] = None
+                    errors.append(str(e))
+                    continue
+                if seen[folder][1] != want_name:
+                    errors.append(f"{folder}: tokenized with '{seen[folder][1]}', the config trains "
+                                  f"with '{want_name}' (nanotron loads the metadata's tokenizer by name)")
+            if seen[folder] is None:
+                continue
+            n, need = seen[folder][0], int(w * steps * gbs)
+            if n < need:
+                errors.append(f"{folder}: {n} samples of {tok['sequence_length'] + 1} tokens, but "
+                              f"weight {w:.4g} x {steps} steps x global batch {gbs} needs {need}"
+                              f"{where}")
     return errors
+
+
+def stage_problems(cfg: dict) -> list[str]:
+    """What nanotron's Config.__post_init__ (d22eb809) refuses in ``data_stages``: a stage
+    starting at 1, unique names, unique and increasing start steps (it sorts them first)."""
+    stages = cfg.get("data_stages") or []
+    starts = [st["start_training_step"] for st in stages]
+    names = [st["name"] for st in stages]
+    errors = []
+    if stages and 1 not in starts:
+        errors.append("data_stages: no stage starts at step 1")
+    if len(set(names)) < len(names):
+        errors.append(f"data_stages: stage names are not unique ({names})")
+    if len(set(starts)) < len(starts):
+        errors.append(f"data_stages: start_training_step values are not unique ({starts})")
+    if starts != sorted(starts):
+        errors.append(f"data_stages: not in order of start_training_step ({starts})")
+    return errors
+
+
+def stage_folders(cfg: dict) -> list[str]:
+    """Every folder the YAML's data stages read, in order of first use."""
+    out = []
+    for st in cfg.get("data_stages") or []:
+        out += [f for f in st["data"]["dataset"]["dataset_folder"] if f not in out]
+    return out
 
 
 # ---------------------------------------------------------------- the launch environment

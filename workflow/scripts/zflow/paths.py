@@ -12,14 +12,20 @@ PREFETCH = "results/prefetch.json"
 
 # tokenizers and tokenized data
 TOKENIZER = "results/tokenizers/{tokenizer}"
+# a source's tokenized folder holds one folder per shard group (one tokenize job each); the
+# pretraining readers read it recursively. TOKENIZED_STATS merges the groups' stats.
 TOKENIZED = "results/tokenized/{tokenizer}/{source}"
+TOKENIZED_GROUP = TOKENIZED + "/{group}"
 TOKENIZED_STATS = "results/tokenized/{tokenizer}/{source}.stats.json"
-TOKENIZE_WORK = "results/logs/tokenize/{tokenizer}/{source}"  # resumable datatrove state
+TOKENIZED_GROUP_STATS = "results/tokenized/{tokenizer}/{source}.groups/{group}.stats.json"
+TOKENIZE_WORK = "results/logs/tokenize/{tokenizer}/{source}/{group}"  # resumable datatrove state
 
 # pretraining (both backends)
 PRETRAIN_RUN = "results/pretrain/{lang}"
 TRAIN_METRICS = PRETRAIN_RUN + "/train_metrics.csv"
 TRAIN_SUMMARY = PRETRAIN_RUN + "/train_summary.json"
+# an intermediate pretraining job (pretrain.segment_steps): trained until step {step}
+PRETRAIN_SEGMENT = PRETRAIN_RUN + "/segments/step-{step}.json"
 HF_CHECKPOINTS = PRETRAIN_RUN + "/checkpoints"
 HF_CHECKPOINT = HF_CHECKPOINTS + "/step-{step}"
 NANOTRON_YAML = PRETRAIN_RUN + "/nanotron.yaml"
@@ -59,6 +65,17 @@ QUALITATIVE_TABLE = QUALITATIVE_REPORT + "/{table}.csv"
 QUALITATIVE_PNG = QUALITATIVE_REPORT + "/leaderboard.png"
 QUALITATIVE_SHEET = QUALITATIVE_REPORT + "/scoring_sheet.csv"
 
+# a release: the hub-ready folder of one model (weights, tokenizer, generation config, the
+# model card README.md, the AI Act training-content summary, provenance.json), and what its
+# upload did (or, in a dry run, would do)
+RELEASE = "results/release/{model}"
+RELEASE_UPLOAD = "results/release/{model}.upload.json"
+RELEASE_CARD = "README.md"  # names inside a release folder
+RELEASE_SUMMARY_MD = "training_content_summary.md"
+RELEASE_SUMMARY_JSON = "training_content_summary.json"
+RELEASE_PROVENANCE = "provenance.json"
+RELEASE_CONFIG = "zflow_config.yaml"  # the validated config, every default filled in
+
 LOG = "results/logs/{rule}/{key}.log"
 
 # each job's spec, named by its content's hash (so a changed spec is a changed rule param)
@@ -72,6 +89,7 @@ SUPERSEDED = "superseded"  # runs of other settings, moved aside, never deleted
 MARKER = "zflow_checkpoint.json"  # in every HF checkpoint / converted model: step, identity
 POSTTRAIN_META = "zflow_posttrain.json"  # in every post-trained model directory
 STATE_METRICS = "state/metrics.csv"  # appended while training; copied to the metrics output
+TENSORBOARD = "tensorboard"  # TensorBoard event files of a training run (zflow.tracking)
 
 
 def fmt(pattern: str, **wildcards) -> str:

@@ -16,17 +16,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zflow import config as checks
-from zflow import data, identity, paths, schema
+from zflow import data, evals, identity, paths, schema
 from zflow.io import versions, write_json
 from zflow.schema import ConfigError
 
 __all__ = ["Plan", "ConfigError", "Model", "Dependency"]
+
+_CHECKSUMS: dict = {}
+
+
+def _checksum(path: Path) -> str:
+    """``data.parquet_checksum``, once per file version (path, size, mtime) per process."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _CHECKSUMS:
+        _CHECKSUMS[key] = data.parquet_checksum(path)
+    return _CHECKSUMS[key]
 
 CHECKPOINT_MODEL = checks.CHECKPOINT_MODEL
 # Pretraining settings a run may change and still be resumed and extended (not a new run).
 RESUMABLE = ("train_steps", "checkpoint_interval", "keep_last_states")
 # Versions that change eval results: every eval job is keyed on them.
 EVAL_PACKAGES = ("lm_eval", "transformers", "torch")
+# Spec keys that never re-run a job (left out of the spec's hash): where training logs
+# (tracking), when a training job saves before its time limit (time_limits).
+UNKEYED = ("tracking", "time_limits")
 
 
 def task_of(column: str) -> str:
@@ -52,6 +66,7 @@ class Dependency:
     ancient: bool = False
     wait_for: str | None = None
     lang: str | None = None
+    step: int | None = None  # the pretraining segment to wait for (pretrain_segment's end step)
 
 
 def pretrain_identity(model: dict, pretrain: dict, data: list, tokenizer: str, world: int) -> str:
@@ -63,13 +78,16 @@ def pretrain_identity(model: dict, pretrain: dict, data: list, tokenizer: str, w
 
 
 def pretrain_spec(model: dict, pretrain: dict, data: list, tokenizer: str, run_dir: str,
-                  nodes: int = 1, nproc: int = 1) -> dict:
+                  nodes: int = 1, nproc: int = 1, stages: list | None = None) -> dict:
     """A pretraining job's spec (also outside a workflow: tests, benchmarks), with the schema's
-    defaults filled in. ``data``: [{source, folder, weight}]."""
+    defaults filled in. ``data``: [{source, folder, weight}], every source the run reads;
+    ``stages``: [{name, start_step, sequence_length, data: [{source, folder, weight}]}], or None
+    for one stage reading ``data`` (``pretrain.stages``, the config's, keys the identity)."""
     model = {**schema.defaults("languages/*/model"), **model}
     pretrain = {**schema.defaults("languages/*/pretrain"), **pretrain}
     return {"model": model, "pretrain": pretrain, "data": data, "tokenizer": tokenizer,
-            "nodes": nodes, "nproc_per_node": nproc,
+            "nodes": nodes, "nproc_per_node": nproc, "stages": stages,
+            "time_limits": schema.defaults("time_limits"), "until": None,
             "identity": pretrain_identity(model, pretrain, data, tokenizer, nodes * nproc),
             "run_dir": run_dir, "metrics": paths.in_run(paths.TRAIN_METRICS, run_dir),
             "summary": paths.in_run(paths.TRAIN_SUMMARY, run_dir)}
@@ -82,6 +100,8 @@ class Plan:
         checks.check(self.config, self.base, check_files)
         self.langs = sorted(self.config["languages"])
         self.post = self.config["posttrain"]
+        if check_files:
+            self.check_tokenized_files()
 
     # ------------------------------------------------------------ config lookups
 
@@ -129,9 +149,97 @@ class Plan:
         src = self.config["sources"][name]
         return os.path.basename(src["hub"]["allow_patterns"][0]) if "hub" in src else src["glob"]
 
+    def pretrain_sources(self, lang: str) -> list[str]:
+        """Every source a language's pretraining reads: its ``data``, then the stages' others."""
+        lc = self.lang(lang)
+        out = list(lc["data"])
+        for st in lc["pretrain"].get("stages") or []:
+            out += [s for s in st.get("data") or {} if s not in out]
+        return out
+
     def tokenized_dirs(self, lang: str) -> list[str]:
         lc = self.lang(lang)
-        return [paths.fmt(paths.TOKENIZED, tokenizer=lc["tokenizer"], source=s) for s in lc["data"]]
+        return [paths.fmt(paths.TOKENIZED, tokenizer=lc["tokenizer"], source=s)
+                for s in self.pretrain_sources(lang)]
+
+    def tokenized_stats(self, lang: str) -> list[str]:
+        """The merged stats of each source a language reads: written once all its groups are."""
+        tok = self.lang(lang)["tokenizer"]
+        return [paths.fmt(paths.TOKENIZED_STATS, tokenizer=tok, source=s)
+                for s in self.pretrain_sources(lang)]
+
+    # ------------------------------------------------------------ tokenize shard groups
+
+    def is_hub_source(self, source: str) -> bool:
+        return "hub" in self.config["sources"][source]
+
+    def source_files(self, source: str) -> list[str]:
+        """The parquet files a source tokenizes, sorted, relative to its ``path``: the glob's
+        matches, or (hub) the files on disk matching an allow pattern (none before download).
+        Read from disk at every call: a hub source's files appear when its download is done."""
+        from fnmatch import fnmatch
+
+        src = self.config["sources"][source]
+        root = self.base / src["path"]
+        if "hub" not in src:
+            return [str(p.relative_to(root)) for p in data.parquet_files(root, src["glob"])]
+        pats = src["hub"]["allow_patterns"]
+        return sorted(rel for p in root.rglob("*.parquet") if p.is_file()
+                      and ".cache" not in (rel := str(p.relative_to(root))).split(os.sep)
+                      and any(fnmatch(rel, pat) for pat in pats))
+
+    def source_groups(self, source: str) -> dict[str, list[str]]:
+        """Shard groups of a source: group name -> its files (``data.shard_groups``: sorted
+        files chunked in order by ``files_per_job`` / ``bytes_per_job``)."""
+        src = self.config["sources"][source]
+        files = self.source_files(source)
+        sizes = [(self.base / src["path"] / f).stat().st_size for f in files]
+        groups = data.shard_groups(files, sizes, src["files_per_job"], src["bytes_per_job"])
+        return {data.GROUP.format(i): g for i, g in enumerate(groups)}
+
+    def group_files(self, source: str, group: str) -> list[str]:
+        groups = self.source_groups(source)
+        if group not in groups:
+            raise ConfigError(f"sources.{source}: no shard group '{group}' (it has "
+                              f"{', '.join(groups) or 'no parquet files on disk'})")
+        return groups[group]
+
+    def group_inputs(self, source: str, group: str) -> list[str]:
+        """The parquet files of one group (paths the tokenize job reads)."""
+        root = self.base / self.config["sources"][source]["path"]
+        return [str(root / f) for f in self.group_files(source, group)]
+
+    def group_checksum(self, source: str, files: list[str]) -> str:
+        """Content checksum of a group's files (name + ``data.parquet_checksum`` of each)."""
+        root = self.base / self.config["sources"][source]["path"]
+        return identity.fingerprint([(f, _checksum(root / f)) for f in files])
+
+    def group_stats_files(self, tokenizer: str, source: str) -> list[str]:
+        return [paths.fmt(paths.TOKENIZED_GROUP_STATS, tokenizer=tokenizer, source=source, group=g)
+                for g in self.source_groups(source)]
+
+    def check_tokenized_files(self) -> None:
+        """A file that a tokenized group on disk holds and that is gone from its source: one
+        error naming the source, the group and the file (before any job starts)."""
+        problems = []
+        for tok in self.config["tokenizers"]:
+            for source, src in self.config["sources"].items():
+                pattern = paths.fmt(paths.TOKENIZED_GROUP_STATS, tokenizer=tok, source=source,
+                                    group="*")
+                for stats in sorted(self.base.glob(pattern)):
+                    try:
+                        held = json.loads(stats.read_text())["parquet"]
+                    except (OSError, ValueError, KeyError):
+                        continue
+                    group = stats.name.split(".")[0]
+                    root = self.base / src["path"]
+                    folder = paths.fmt(paths.TOKENIZED, tokenizer=tok, source=source)
+                    problems += [f"sources.{source}: '{f}' was removed from {src['path']}, but the "
+                                 f"tokenized shard group {group} holds it ({stats}); restore it, "
+                                 f"or delete {stats} and {folder}/{group} to re-tokenize the "
+                                 "source's groups" for f in held if not (root / f).is_file()]
+        if problems:
+            raise ConfigError("\n".join(problems))
 
     # ------------------------------------------------------------ inputs of jobs
 
@@ -150,8 +258,12 @@ class Plan:
                 for f in self.source_inputs(s)]
 
     def pretrain_inputs(self, lang: str) -> dict:
-        return {"data": self.tokenized_dirs(lang),
+        return {"data": self.tokenized_stats(lang),
                 "tokenizer": self.tokenizer_inputs(self.lang(lang)["tokenizer"])}
+
+    def segment_inputs(self, lang: str, step: int | None = None) -> dict:
+        """A pretraining job's inputs: the data, and the segment before it (segment_steps)."""
+        return {**self.pretrain_inputs(lang), "previous": self.previous_segment(lang, step)}
 
     def chat_data_input(self, name: str) -> str:
         d = self.config["chat_data"][name]
@@ -217,8 +329,27 @@ class Plan:
             return Dependency(paths.fmt(paths.POSTTRAIN_SUMMARY, name=name))
         if self.backend(m.lang) == "nanotron":
             return Dependency(m.path)
-        wait = None if self.checkpoint_current(m.lang, m.step) else "pretrain"
-        return Dependency(paths.marker(m.path), ancient=True, wait_for=wait, lang=m.lang)
+        if self.checkpoint_current(m.lang, m.step):
+            return Dependency(paths.marker(m.path), ancient=True, lang=m.lang)
+        end = self.segment_of(m.lang, m.step)
+        return Dependency(paths.marker(m.path), ancient=True, lang=m.lang, step=end,
+                          wait_for="pretrain_segment" if end else "pretrain")
+
+    def segment_ends(self, lang: str) -> list[int]:
+        """Where pretraining jobs end before ``train_steps`` (hf backend, segment_steps)."""
+        pre = self.lang(lang)["pretrain"]
+        if not pre["segment_steps"] or self.backend(lang) != "hf":
+            return []
+        return list(range(pre["segment_steps"], pre["train_steps"], pre["segment_steps"]))
+
+    def segment_of(self, lang: str, step: int) -> int | None:
+        """The end of the pretraining segment that saves ``step`` (None: the last job)."""
+        return next((e for e in self.segment_ends(lang) if e >= step), None)
+
+    def previous_segment(self, lang: str, step: int | None = None) -> list[str]:
+        """The record of the segment before the one ending at ``step`` (None: the last job)."""
+        before = [e for e in self.segment_ends(lang) if step is None or e < step]
+        return [paths.fmt(paths.PRETRAIN_SEGMENT, lang=lang, step=before[-1])] if before else []
 
     def nanotron_step_dependency(self, lang: str, step: int) -> Dependency:
         wait = None if self.checkpoint_current(lang, step) else "pretrain_nanotron"
@@ -363,9 +494,13 @@ class Plan:
         param, so the job re-runs); the path is what the rule hands its script."""
         spec = self.spec(rule, **wc)
         key = "-".join(str(v) for v in wc.values()) or rule
-        path = f"{paths.SPECS}/{rule}/{key}.{identity.fingerprint(spec)}.json"
-        if not (self.base / path).exists():
-            write_json(self.base / path, spec)
+        keyed = {k: v for k, v in spec.items() if k not in UNKEYED}
+        path = f"{paths.SPECS}/{rule}/{key}.{identity.fingerprint(keyed)}.json"
+        f = self.base / path
+        if not f.exists() or (len(keyed) < len(spec) and
+                              identity.fingerprint(json.loads(f.read_text())) !=
+                              identity.fingerprint(spec)):
+            write_json(f, spec)  # an unkeyed setting changed: the same name, the new content
         return path
 
     def _spec_train_tokenizer(self, tokenizer):
@@ -376,16 +511,28 @@ class Plan:
                 "vocab_size": t["vocab_size"], "min_frequency": t["min_frequency"],
                 "output": paths.fmt(paths.TOKENIZER, tokenizer=tokenizer)}
 
-    def _spec_tokenize(self, tokenizer, source):
+    def _spec_tokenize(self, tokenizer, source, group):
+        """One shard group: its files and their content checksum (a changed file re-runs exactly
+        its group; the rule declares the files ``ancient``, so touching one re-runs nothing)."""
         tok = self.config["tokenizers"][tokenizer]
-        wc = {"tokenizer": tokenizer, "source": source}
-        return {"source": source, "input": self.source_dir(source), "glob": self.source_glob(source),
-                "text_key": self.config["sources"][source]["text_key"],
+        src = self.config["sources"][source]
+        wc = {"tokenizer": tokenizer, "source": source, "group": group}
+        files = self.group_files(source, group)
+        return {"source": source, "group": group, "input": src["path"], "files": files,
+                "checksum": self.group_checksum(source, files), "text_key": src["text_key"],
                 "tokenizer": self.tokenizer_ref(tokenizer),
                 "eos_token": tok["eos_token"] if "hub" in tok else data.EOS,
-                "output": paths.fmt(paths.TOKENIZED, **wc),
-                "stats": paths.fmt(paths.TOKENIZED_STATS, **wc),
+                "output": paths.fmt(paths.TOKENIZED_GROUP, **wc),
+                "stats": paths.fmt(paths.TOKENIZED_GROUP_STATS, **wc),
                 "work_dir": paths.fmt(paths.TOKENIZE_WORK, **wc)}
+
+    def _spec_tokenize_stats(self, tokenizer, source):
+        wc = {"tokenizer": tokenizer, "source": source}
+        return {"source": source, "tokenizer": self.tokenizer_ref(tokenizer),
+                "folder": paths.fmt(paths.TOKENIZED, **wc),
+                "groups": {g: paths.fmt(paths.TOKENIZED_GROUP_STATS, **wc, group=g)
+                           for g in self.source_groups(source)},
+                "output": paths.fmt(paths.TOKENIZED_STATS, **wc)}
 
     def _spec_download(self, source):
         e = self.hub_entry(source)
@@ -402,20 +549,39 @@ class Plan:
         return {"models": sorted(hub), "tasks": sorted(tasks), "output": paths.PREFETCH}
 
     def _mixture(self, lang):
+        """Every source the run reads, weighted as in ``languages.<lang>.data`` (0: a source
+        only the declared stages read)."""
         lc = self.lang(lang)
-        return [{"source": s, "folder": d, "weight": w}
-                for (s, w), d in zip(lc["data"].items(), self.tokenized_dirs(lang))]
+        return [{"source": s, "folder": d, "weight": lc["data"].get(s, 0)}
+                for s, d in zip(self.pretrain_sources(lang), self.tokenized_dirs(lang))]
+
+    def _stages(self, lang):
+        """The declared data stages with their folders (None: one stage, ``data``)."""
+        lc = self.lang(lang)
+        folders = {d["source"]: d["folder"] for d in self._mixture(lang)}
+        return [{"name": st["name"], "start_step": st["start_step"],
+                 "sequence_length": st.get("sequence_length"),
+                 "data": [{"source": s, "folder": folders[s], "weight": w}
+                          for s, w in (st.get("data") or lc["data"]).items()]}
+                for st in lc["pretrain"].get("stages") or []] or None
 
     def _spec_pretrain(self, lang):
         lc = self.lang(lang)
         return {"lang": lang, **pretrain_spec(
             lc["model"], lc["pretrain"], self._mixture(lang), self.tokenizer_ref(lc["tokenizer"]),
-            paths.fmt(paths.PRETRAIN_RUN, lang=lang), self.nodes(lang), self.nproc(lang))}
+            paths.fmt(paths.PRETRAIN_RUN, lang=lang), self.nodes(lang), self.nproc(lang),
+            self._stages(lang)), "time_limits": self.config["time_limits"],
+            "tracking": self.config["tracking"]}
+
+    def _spec_pretrain_segment(self, lang, step):
+        return {**self._spec_pretrain(lang), "until": int(step),
+                "segment": paths.fmt(paths.PRETRAIN_SEGMENT, lang=lang, step=step)}
 
     def _spec_nanotron_config(self, lang):
         lc = self.lang(lang)
         tok = self.config["tokenizers"][lc["tokenizer"]]
-        return {**self._spec_pretrain(lang),
+        pre = {k: v for k, v in self._spec_pretrain(lang).items() if k != "time_limits"}
+        return {**pre,
                 "checkpoints_path": paths.fmt(paths.NANOTRON_CHECKPOINTS, lang=lang),
                 "tokenizer_vocab": tok.get("vocab_size", lc["model"]["vocab_size"]),
                 "output": paths.fmt(paths.NANOTRON_YAML, lang=lang)}
@@ -448,7 +614,26 @@ class Plan:
                 "max_batch_size": e["max_batch_size"], "device": e["device"], "dtype": e["dtype"],
                 "bootstrap_iters": e["bootstrap_iters"],
                 "output": paths.fmt(paths.EVAL, model=model, task=task),
-                "keyed_on": {"model": self.model_identity(model), "versions": self.eval_versions()}}
+                "keyed_on": {"model": self.model_identity(model), "versions": self.eval_versions()},
+                **self.eval_rerun(model, task)}
+
+    def eval_rerun(self, model: str, task: str) -> dict:
+        """``{"rerun_after": <failure id>}`` when the eval's JSON on disk is a failure record (the
+        spec changes, so the next invocation runs the eval again), the same key of the result
+        written by that re-run (the spec then stays as it was), else nothing (zflow.evals,
+        "Failed evals"). An on-disk query at DAG time, as ``checkpoint_current``."""
+        token = evals.rerun_token(self.base / paths.fmt(paths.EVAL, model=model, task=task))
+        return {} if token is None else {"rerun_after": token}
+
+    def eval_batch(self, attempt: int) -> tuple:
+        """(batch_size, max_batch_size) of Snakemake's ``attempt`` of an eval: the config's,
+        halved at each retry (rules/eval.smk's resources; zflow.evals.batch_for_attempt)."""
+        e = self.config["eval"]
+        return evals.batch_for_attempt(e["batch_size"], e["max_batch_size"], attempt)
+
+    def eval_retries(self) -> int:
+        """Snakemake retries of an eval job (each with half the batch after an out-of-memory)."""
+        return self.config["eval"]["oom_retries"]
 
     def _spec_posttrain(self, name):
         pc, chat = self.post[name], self.config["chat_data"]
@@ -462,6 +647,7 @@ class Plan:
                 "model_dir": paths.fmt(paths.POSTTRAIN_MODEL, name=name),
                 "metrics": paths.fmt(paths.POSTTRAIN_METRICS, name=name),
                 "summary": paths.fmt(paths.POSTTRAIN_SUMMARY, name=name),
+                "time_limits": self.config["time_limits"], "tracking": self.config["tracking"],
                 "keyed_on": {"base": self.model_identity(pc["base"])}}
 
     def _column(self, ref: str, label: str | None = None, metric: str | None = None) -> list:
@@ -478,6 +664,7 @@ class Plan:
         return {"lang": lang, "columns": cols, "title": tbl["title"].format(lang=lang),
                 "first": tbl["first"], "mean_label": tbl["mean_label"], "decimals": tbl["decimals"],
                 "evals": self.eval_files(lang),
+                "stages": [[st["name"], st["start_step"]] for st in self._stages(lang) or []],
                 "train_metrics": paths.fmt(paths.TRAIN_METRICS, lang=lang),
                 "outputs": self.report_files(lang)}
 
@@ -636,6 +823,148 @@ class Plan:
                 "scores": self.qualitative_scores(), "pass_threshold": q["pass_threshold"],
                 "pair": self.qualitative_suites()[:2], "decoding": q["decoding"],
                 "judge": self._qualitative_judge(), "outputs": self.qualitative_outputs()}
+
+    # ------------------------------------------------------------ releases
+
+    # release settings that only the upload reads (changing them re-runs no release)
+    UPLOAD_KEYS = ("upload", "required")
+
+    def release_models(self) -> list[str]:
+        return list(self.config["release"])
+
+    def release_regex(self) -> str:
+        return "|".join(re.escape(n) for n in self.release_models()) or "(?!x)x"
+
+    def release_files(self) -> list[str]:
+        """What ``all`` makes of the ``release`` section: one folder per model."""
+        return [paths.fmt(paths.RELEASE, model=m) for m in self.release_models()]
+
+    def lineage(self, name: str) -> list[str]:
+        """``name``, its base, the base's base, ... down to the pretraining checkpoint."""
+        chain = [name]
+        while chain[-1] in self.post:
+            chain.append(self.post[chain[-1]]["base"])
+        return chain
+
+    def release_evals(self, name: str) -> list[str]:
+        """The eval JSONs the card of ``name`` shows: ``release.<name>.evals``, or every eval of
+        the model that the workflow makes."""
+        tasks = self.config["release"].get(name, {}).get("evals")
+        if tasks is not None:
+            return [paths.fmt(paths.EVAL, model=name, task=t) for t in tasks]
+        folder = os.path.dirname(paths.fmt(paths.EVAL, model=name, task="_"))
+        evs = set(self.all_evals()) | {e for lang in self.langs for e in self.eval_files(lang)}
+        return sorted(e for e in evs if os.path.dirname(e) == folder)
+
+    def release_inputs(self, name: str) -> dict:
+        """Besides the model itself: its evals, the tokenize stats of its pretraining data, the
+        chat data and summaries of its post-training stages, its qualitative scores."""
+        chain = self.lineage(name)
+        lc = self.lang(self.model(chain[-1]).lang)
+        quali = [s for s in self.qualitative_scores()
+                 if name in self.qualitative_models() and s.startswith(
+                     paths.fmt(paths.QUALITATIVE, model=name, suite=""))]
+        return {"evals": self.release_evals(name),
+                "stats": [paths.fmt(paths.TOKENIZED_STATS, tokenizer=lc["tokenizer"], source=s)
+                          for s in lc["data"]],
+                "chat": sorted({self.chat_data_input(d) for n in chain[:-1]
+                                for d in self.post[n]["data"]}),
+                "summaries": [paths.fmt(paths.POSTTRAIN_SUMMARY, name=n) for n in chain[:-1]],
+                "qualitative": quali}
+
+    def release_config(self, name: str) -> dict:
+        """The smallest config that makes ``name`` again (``release_<name>``): its language, its
+        post-training chain, the data, tokenizer and tasks they use; written into the release."""
+        chain = self.lineage(name)
+        ck = self.model(chain[-1])
+        lc = self.lang(ck.lang)
+        tok = self.config["tokenizers"][lc["tokenizer"]]
+        post = {n: self.post[n] for n in reversed(chain[:-1])}
+        tasks = sorted({os.path.basename(e)[:-len(".json")] for e in self.release_evals(name)})
+        lang = {**lc, "eval": {**lc["eval"], "tasks": tasks or lc["eval"]["tasks"],
+                               "checkpoints": [ck.step], "baselines": []}}
+        srcs = list(lc["data"]) + [s for s in tok.get("train", {}).get("sources", [])
+                                   if s not in lc["data"]]
+        chat = list(dict.fromkeys(d for pc in post.values() for d in pc["data"]))
+        cfg = {"offline": self.config["offline"],
+               "sources": {s: self.config["sources"][s] for s in srcs},
+               "tokenizers": {lc["tokenizer"]: tok},
+               "tasks": {t: self.config["tasks"][t] for t in sorted(set(lang["eval"]["tasks"]))},
+               "eval": self.config["eval"], "languages": {ck.lang: lang},
+               "chat_data": {d: self.config["chat_data"][d] for d in chat}, "posttrain": post,
+               "release": {name: {**{k: v for k, v in self.config["release"][name].items()
+                                     if k not in self.UPLOAD_KEYS}, "evals": tasks}}}
+        q = self.config.get("qualitative")
+        if q and name in self.qualitative_models():
+            judge = q["judge"]
+            keep = judge and ("url" in judge or judge["model"] in chain)
+            cfg["qualitative"] = {**q, "models": [name], "judge": judge if keep else None}
+        return cfg
+
+    def _spec_release(self, model):
+        rc = self.config["release"][model]
+        chain = self.lineage(model)
+        ck = self.model(chain[-1])
+        lang, lc = ck.lang, self.lang(ck.lang)
+        tok = lc["tokenizer"]
+        stages = [{"name": n, "method": self.post[n]["method"],
+                   "variant": self.post[n].get("variant"), "base": self.post[n]["base"],
+                   "model_dir": paths.fmt(paths.POSTTRAIN_MODEL, name=n),
+                   "meta": f"{paths.fmt(paths.POSTTRAIN_MODEL, name=n)}/{paths.POSTTRAIN_META}",
+                   "summary": paths.fmt(paths.POSTTRAIN_SUMMARY, name=n),
+                   "metrics": paths.fmt(paths.POSTTRAIN_METRICS, name=n),
+                   "train": self.post[n]["train"], "nodes": self.post[n]["nodes"],
+                   "gpus_per_node": self.post[n]["gpus_per_node"],
+                   "datasets": [{"name": d, "path": self.config["chat_data"][d]["path"],
+                                 "format": self.config["chat_data"][d]["format"],
+                                 "hub": self.config["chat_data"][d].get("hub")}
+                                for d in self.post[n]["data"]]}
+                  for n in chain[:-1]]
+        data = [{"source": s, "weight": w, "tokenized": d,
+                 "stats": paths.fmt(paths.TOKENIZED_STATS, tokenizer=tok, source=s),
+                 "path": self.config["sources"][s]["path"],
+                 "hub": self.config["sources"][s].get("hub"),
+                 "text_key": self.config["sources"][s]["text_key"]}
+                for (s, w), d in zip(lc["data"].items(), self.tokenized_dirs(lang))]
+        pretraining = {"name": chain[-1], "lang": lang, "step": ck.step,
+                       "backend": self.backend(lang), "model_dir": ck.path,
+                       "marker": paths.marker(ck.path), "model": lc["model"],
+                       "pretrain": lc["pretrain"], "world_size": self.nodes(lang) * self.nproc(lang),
+                       "identity": self.pretrain_identity(lang),
+                       "tokenizer": {"name": tok, "ref": self.tokenizer_ref(tok),
+                                     **self.config["tokenizers"][tok]},
+                       "summary": paths.fmt(paths.TRAIN_SUMMARY, lang=lang),
+                       "metrics": paths.fmt(paths.TRAIN_METRICS, lang=lang), "data": data}
+        tasks = self.config["tasks"]
+        evals = [{"file": e, "task": os.path.basename(e)[:-len(".json")]}
+                 for e in self.release_evals(model)]
+        for e in evals:
+            t = tasks[e["task"]]
+            e.update(label=t.get("label", e["task"]), lm_eval_task=t["lm_eval_task"],
+                     metric=t["metric"])
+        q = self.config.get("qualitative")
+        m = self.model(model)
+        cfg = self.release_config(model)
+        base = chain[1] if len(chain) > 1 else None
+        base_model = rc["base_model"] or (self.config["release"].get(base) or {}).get("repo_id")
+        return {"model": model, "kind": m.kind, "model_dir": m.path, "lineage": chain,
+                "release": {k: v for k, v in rc.items() if k not in self.UPLOAD_KEYS},
+                "stages": stages, "pretraining": pretraining, "evals": evals,
+                "qualitative": {"decoding": q["decoding"] if q else None,
+                                "scores": self.release_inputs(model)["qualitative"]},
+                "base_model": base_model, "config": cfg, "config_hash": identity.fingerprint(cfg),
+                "output": paths.fmt(paths.RELEASE, model=model),
+                "keyed_on": {"model": self.model_identity(model)}}
+
+    def _spec_upload(self, model):
+        rc = self.config["release"][model]
+        up = rc["upload"]
+        return {"model": model, "folder": paths.fmt(paths.RELEASE, model=model),
+                "repo_id": rc["repo_id"], "private": up["private"], "revision": up["revision"],
+                "commit_message": up["commit_message"] or f"Release {model}",
+                "dry_run": up["dry_run"], "required": rc["required"],
+                "offline": self.config["offline"],
+                "output": paths.fmt(paths.RELEASE_UPLOAD, model=model)}
 
     # ------------------------------------------------------------ environment of jobs
 

@@ -14,6 +14,9 @@ looked up by ``(model, task key)``; a column is a task key or ``<task>/<subtask>
   SFT, + GRPO, + DPO, + multi-environment GRPO).
 * :func:`versus` — the same breakdown for a base model and a post-trained one, with the signed
   difference, "=" for a tie (Table 9).
+
+A failed eval (a failure record, zflow.evals) is no record: its cells are "—", and
+:func:`failure_notes` lists it, with its error and log, under every table that reads it.
 """
 
 from __future__ import annotations
@@ -136,13 +139,28 @@ def signed(d: float | None, decimals: int = 4) -> str:
     return f"{d:+.{decimals}f}".replace("-", "−")
 
 
+def load(paths) -> tuple[dict, list[dict]]:
+    """Eval records by ``(model, task key)``, and the failure records (zflow.evals: a failed
+    eval is no record, its cells are "—"; :func:`failure_notes` lists it under the table)."""
+    results, failures = evals.load(paths)
+    return {(r["model"], r["task"]): r for r in results}, failures
+
+
 def records(paths) -> dict:
-    """Eval records by ``(model, task key)``."""
-    out = {}
-    for p in paths:
-        rec = evals.read(p)
-        out[(rec["model"], rec["task"])] = rec
-    return out
+    """Eval records by ``(model, task key)`` (failed evals left out)."""
+    return load(paths)[0]
+
+
+def failure_notes(failures) -> list[str]:
+    """Markdown lines under a table: each failed eval it reads (model, task, the error's last
+    line) and the log to read; nothing when none failed."""
+    if not failures:
+        return []
+    lines = ['Failed evals (their cells are "—"; the next `snakemake` run retries them):', ""]
+    for f in sorted(failures, key=lambda f: (str(f.get("model")), str(f.get("task")))):
+        lines.append(f"- {f.get('model')} × {f.get('task')}: {f.get('error') or 'unknown error'} "
+                     f"(log: `{f.get('log') or '?'}`)")
+    return lines + [""]
 
 
 def models(title: str, names: list[str], groups: dict, records: dict, first: str = "Model",
@@ -236,9 +254,13 @@ def versus(title: str, base: tuple[str, dict], model: tuple[str, dict], labels: 
     """Base vs post-trained on one group task: Task | Metric | base | model | signed Δ. The rows
     are the base's; a row the other model lacks is "—"."""
     (bname, brec), (mname, mrec) = base, model
-    other = {key: (metric, v) for key, _, metric, v in group_rows(mrec, labels, metrics, "Overall")}
+    mrows = group_rows(mrec, labels, metrics, "Overall") if mrec else []
+    brows = group_rows(brec, labels, metrics, "Overall") if brec else []
+    other = {key: v for key, _, _, v in mrows}
     t = Table(title, ["Task", "Metric", bname, mname, delta_label], decimals=decimals)
-    for key, label, metric, b in group_rows(brec, labels, metrics, "Overall"):
-        m = other.get(key, (None, None))[1]
+    for key, label, metric, b in brows:
+        m = other.get(key)
         t.rows.append([label, metric, b, m, signed(None if m is None else m - b, decimals)])
+    if not brows:  # the base's eval failed: the model's rows, the base "—"
+        t.rows = [[label, metric, None, m, MISSING] for _, label, metric, m in mrows]
     return t
