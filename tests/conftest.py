@@ -95,9 +95,11 @@ def nanotron_step_files(root: Path, steps, latest: int) -> None:
     (root / "latest.txt").write_text(str(latest))
 
 
-def scheduled(workdir: Path, target: str = "all", extra_env=None) -> set[tuple]:
-    """(rule, wildcards) of every job a dry run of ``target`` lists; empty when nothing to do."""
-    out = snakemake(workdir, target, "--dry-run", timeout=300, extra_env=extra_env).stdout
+def scheduled(workdir: Path, *targets: str, extra_env=None) -> set[tuple]:
+    """(rule, wildcards) of every job a dry run of ``targets`` (default: all) lists; empty when
+    nothing to do."""
+    out = snakemake(workdir, *(targets or ("all",)), "--dry-run", timeout=300,
+                    extra_env=extra_env).stdout
     if "Nothing to be done" in out:
         return set()
     jobs = set()

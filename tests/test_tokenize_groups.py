@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import shutil
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, copy_workflow, load_config, snakemake, spine, write_config
+from conftest import REPO, copy_workflow, load_config, scheduled, snakemake, spine, write_config
 
 from zflow import paths as P
 from zflow import tokenized
@@ -25,18 +24,7 @@ TARGETS = [P.fmt(P.TRAIN_SUMMARY, lang=lang) for lang in ("ita", "eng")]
 
 
 def dry_run(wd, targets=TARGETS) -> set[tuple]:
-    """(rule, wildcards) of every job a dry run of ``targets`` lists (conftest.scheduled's
-    parsing, for several targets)."""
-    out = snakemake(wd, *targets, "--dry-run", timeout=300).stdout
-    if "Nothing to be done" in out:
-        return set()
-    jobs = set()
-    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", out):
-        m = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block)
-        if m:
-            wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
-            jobs.add((m.group(1), wc.group(1) if wc else ""))
-    return jobs
+    return scheduled(wd, *targets)
 
 
 def group_job(source, group):
