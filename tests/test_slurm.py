@@ -105,16 +105,21 @@ def test_pretraining_through_time_limits(cluster, tmp_path):
     wd = copy_workflow(tmp_path / "wf")
     cfg = load_config(wd)
     lc = cfg["languages"]["ita"]
-    lc["pretrain"].update(train_steps=240, checkpoint_interval=60, lr_decay_starting_step=120,
+    # two nodes, one process each: the ranks agree on the step to stop at (an all-reduce); a
+    # smaller model, so that each one-minute attempt trains tens of steps
+    lc["model"].update(hidden_size=64, intermediate_size=128, num_hidden_layers=2)
+    lc["pretrain"].update(nodes=2, nproc_per_node=1, train_steps=240, checkpoint_interval=60,
+                          sequence_length=64, micro_batch_size=8, lr_decay_starting_step=120,
                           lr_decay_steps=120)
     lc["eval"]["checkpoints"] = [60, 240]
     spine(cfg)
     cfg["time_limits"] = {"save_before_s": 25}
     write_config(wd, cfg)
     summary = "results/pretrain/ita/train_summary.json"
-    # the uninterrupted run (and the tokenized data), locally
+    # the uninterrupted run, locally: the same two processes (torchrun on one machine)
     ref = copy_workflow(tmp_path / "ref")
-    write_config(ref, cfg)
+    write_config(ref, {**cfg, "languages": {"ita": {
+        **lc, "pretrain": {**lc["pretrain"], "nodes": 1, "nproc_per_node": 2}}}})
     snakemake(ref, summary)
     snakemake(wd, *(f"results/tokenized/{lc['tokenizer']}/{s}.stats.json" for s in lc["data"]))
 
@@ -133,13 +138,12 @@ def test_pretraining_through_time_limits(cluster, tmp_path):
     assert len(starts) >= 2 and len(stops) == len(starts) - 1, attempts
     assert attempts[-1]["event"] == "done"
     assert {a["job"] for a in attempts} == {starts[0]["job"]}  # requeued: one Slurm job id
-    assert [a["restart"] for a in starts] == list(range(len(starts)))
+    job = starts[0]["job"]
+    assert cluster.log().count(f"Requeuing JobId={job}\n") == len(stops)  # by the job itself
     for stop, nxt in zip(stops, starts[1:]):
         assert "before the time limit" in stop["reason"]
         assert nxt["step"] == stop["step"]  # no step lost at a stop
         assert stop["step"] % 60  # saved at the step it was on, not at a scheduled checkpoint
-    assert f"Requeue of JobId={starts[0]['job']}" in cluster.log() or \
-        f"JobId={starts[0]['job']}" in cluster.log()
 
     s = json.loads((wd / summary).read_text())
     assert s["final_step"] == 240 and s["checkpoints"] == [60, 120, 180, 240]

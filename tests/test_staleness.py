@@ -123,7 +123,9 @@ def test_extending_training_reruns_no_existing_eval(wf):
     lc["pretrain"]["train_steps"] = 400  # the decay schedule is explicit: the run is extended
     lc["eval"]["checkpoints"].append(400)
     write_config(wd, cfg)
-    assert scheduled(wd) == {("pretrain", "lang=ita")} | evals([400], lc["eval"]["tasks"]) | TAIL
+    # the release's card reports the pretraining run it descends from (settings, compute)
+    assert scheduled(wd) == ({("pretrain", "lang=ita")} | evals([400], lc["eval"]["tasks"]) | TAIL
+                             | RELEASE)
 
 
 def test_sft_setting_reruns_only_that_model(wf):

@@ -323,7 +323,7 @@ def main(argv=None):
     train_rows, val_rows, dropped = prepare_rows(spec, rows, tokenizer)
     kwargs = training_kwargs(spec["train"], method, cuda, bool(val_rows), run / paths.STATE,
                              spec.get("tracking"))
-    stopper = limits.start(run, runs.state_step(resume), spec["time_limits"],
+    stopper = limits.start(run, runs.state_step(resume), spec.get("time_limits"),
                            launch.world()[1])
     trainer = make_trainer(spec, model, tokenizer, kwargs, Dataset.from_list(train_rows),
                            Dataset.from_list(val_rows) if val_rows else None,
@@ -331,8 +331,7 @@ def main(argv=None):
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if stopper.stopped:  # saved before a time limit or a signal: requeued, or resumed next time
         launch.end_distributed()
-        raise SystemExit(limits.stop_early(run, stopper, spec["time_limits"]["requeue"])
-                         if launch.world()[1] else limits.STOPPED)
+        raise SystemExit(limits.stop_early(run, stopper, launch.world()[1]))
     finish(spec, trainer, tokenizer, result, resume, {
         "train_rows": len(train_rows), "val_rows": len(val_rows), "dropped_long_prompts": dropped,
         "world_size": world, "dtype": "bfloat16" if kwargs["bf16"] else "float32",

@@ -221,7 +221,7 @@ def main(argv=None):
             if schedule.is_saved(step, pre):
                 export_checkpoint(d, run / paths.CHECKPOINTS / f"step-{step}", step, meta)
     until = spec["until"] or pre["train_steps"]  # a segment's end, or the run's
-    stopper = limits.start(run, start_step, spec["time_limits"], is_main)
+    stopper = limits.start(run, start_step, spec.get("time_limits"), is_main)
     trainer = Trainer(model=model, args=training_args(spec, run, cuda, bf16),
                       train_dataset=dataset, processing_class=tokenizer,
                       callbacks=[progress_callback(run, start_step, tokens_per_step, meta, pre,
@@ -230,8 +230,7 @@ def main(argv=None):
         trainer.train(resume_from_checkpoint=str(state) if state else None)
     if stopper.stopped and stopper.stopped[0] < until:  # saved before a limit or at a signal
         launch.end_distributed()
-        raise SystemExit(limits.stop_early(run, stopper, spec["time_limits"]["requeue"])
-                         if is_main else limits.STOPPED)
+        raise SystemExit(limits.stop_early(run, stopper, is_main))
     if is_main:
         limits.end_attempt(run, until)
     if is_main and until < pre["train_steps"]:

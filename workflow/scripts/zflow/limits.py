@@ -26,6 +26,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from zflow import schema
 from zflow.io import die
 
 ATTEMPTS = "attempts.jsonl"
@@ -63,8 +64,9 @@ def slurm_time_left() -> float | None:
 class Stopper:
     """When to save and stop: before the job's deadline, or at a signal."""
 
-    def __init__(self, save_before_s: float, time_left: float | None, clock=time.monotonic):
-        self.clock = clock
+    def __init__(self, save_before_s: float, time_left: float | None, clock=time.monotonic,
+                 requeue: bool = True):
+        self.clock, self.requeue = clock, requeue
         self.floor = float(save_before_s)
         self.deadline = None if time_left is None else clock() + time_left
         self.slowest_step = self.slowest_save = 0.0
@@ -148,15 +150,17 @@ def begin_attempt(run: Path, step: int) -> None:
     _append(path, {"event": "start", "step": step, **_job()})
 
 
-def start(run: Path, step: int, settings: dict, is_main: bool) -> Stopper:
+def start(run: Path, step: int, settings: dict | None, is_main: bool) -> Stopper:
     """A training job's start: record the attempt (rank 0; the job stops with a message when
-    the two before it made no progress) and watch the job's time and signals."""
+    the two before it made no progress) and watch the job's time and signals. ``settings``:
+    the config's ``time_limits`` (None: the schema's defaults)."""
+    settings = settings or schema.defaults("time_limits")
     if is_main:
         try:
             begin_attempt(run, step)
         except NoProgress as e:
             die(str(e))
-    stopper = Stopper(settings["save_before_s"], slurm_time_left())
+    stopper = Stopper(settings["save_before_s"], slurm_time_left(), requeue=settings["requeue"])
     stopper.install()
     return stopper
 
@@ -166,13 +170,15 @@ def end_attempt(run: Path, step: int) -> None:
     _append(Path(run) / ATTEMPTS, {"event": "done", "step": step, **_job()})
 
 
-def stop_early(run: Path, stopper: Stopper, requeue: bool = True) -> int:
-    """After a stop before the end: record it, requeue this Slurm job (same id) when it made
-    progress, and return the exit status."""
+def stop_early(run: Path, stopper: Stopper, is_main: bool = True) -> int:
+    """After a stop before the end: record it, requeue this Slurm job (same id; rank 0), and
+    return the exit status."""
+    if not is_main:
+        return STOPPED
     step, why = stopper.stopped
     _append(Path(run) / ATTEMPTS, {"event": "stop", "step": step, "reason": why, **_job()})
     job = os.environ.get("SLURM_JOB_ID")
-    if requeue and job:
+    if stopper.requeue and job:
         p = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
         if p.returncode == 0:
             print(f"saved step {step} ({why}); requeued Slurm job {job}: it resumes there",
@@ -184,8 +190,7 @@ def stop_early(run: Path, stopper: Stopper, requeue: bool = True) -> int:
 
 
 def _job() -> dict:
-    return {"time": round(time.time(), 3), "job": os.environ.get("SLURM_JOB_ID"),
-            "restart": int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)}
+    return {"time": round(time.time(), 3), "job": os.environ.get("SLURM_JOB_ID")}
 
 
 def _append(path: Path, row: dict) -> None:
