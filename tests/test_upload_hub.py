@@ -211,26 +211,20 @@ def test_push_returns_what_the_hub_answered(hub, client_path, tmp_path):
     assert again["oid"] == hub.commits[1]["oid"] != res["oid"]
 
 
-def test_no_token_refused_before_any_request(hub, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("name, value", [("HF_TOKEN", None), ("HF_HUB_OFFLINE", "1")],
+                         ids=["no token", "offline"])
+def test_refused_before_any_request(hub, tmp_path, monkeypatch, capsys, name, value):
+    """No token in the environment, or offline mode: refused, naming the variable."""
     folder = make_release(tmp_path / "release" / MODEL)
     spec = write_spec(tmp_path, folder)
-    monkeypatch.delenv("HF_TOKEN")
+    if value is None:
+        monkeypatch.delenv(name)
+    else:
+        monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit) as e:
         upload.main(["--spec", str(spec)])
     assert e.value.code != 0
-    assert "HF_TOKEN" in capsys.readouterr().err
-    assert hub.requests == []
-    assert not (tmp_path / f"{MODEL}.upload.json").exists()
-
-
-def test_offline_refused_before_any_request(hub, tmp_path, monkeypatch, capsys):
-    folder = make_release(tmp_path / "release" / MODEL)
-    spec = write_spec(tmp_path, folder)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SystemExit) as e:
-        upload.main(["--spec", str(spec)])
-    assert e.value.code != 0
-    assert "HF_HUB_OFFLINE" in capsys.readouterr().err
+    assert name in capsys.readouterr().err
     assert hub.requests == []
     assert not (tmp_path / f"{MODEL}.upload.json").exists()
 

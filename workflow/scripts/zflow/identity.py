@@ -28,9 +28,11 @@ def fingerprint(obj, files=()) -> str:
 
 
 def file_stats(folder, pattern: str = "*") -> list:
-    """Names, sizes and modification times of a folder's files (large data: not hashed)."""
-    return [(p.name, p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(Path(folder).glob(pattern)) if p.is_file()]
+    """Paths (relative to ``folder``), sizes and modification times of the files ``pattern``
+    matches, ``**/`` for sub-folders (large data: not hashed)."""
+    folder = Path(folder)
+    found = sorted((p.relative_to(folder).as_posix(), p) for p in folder.glob(pattern))
+    return [(rel, p.stat().st_size, p.stat().st_mtime_ns) for rel, p in found if p.is_file()]
 
 
 def read(run_dir) -> dict | None:

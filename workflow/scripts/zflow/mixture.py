@@ -120,10 +120,6 @@ class MixtureDataset:
     def stage_of(self, i: int) -> int:
         return int(np.searchsorted(self.begins, i, side="right")) - 1
 
-    def stage_at_step(self, step: int, global_batch: int) -> str:
-        """The name of the stage that trained step ``step`` (1-based: the step's last window)."""
-        return self.stages[self.stage_of(max(step, 1) * global_batch - 1)]["name"]
-
     def tokens_through(self, step: int, global_batch: int) -> int:
         """Tokens trained on in steps 1..``step`` (each stage at its own sequence length)."""
         end, total = step * global_batch, 0

@@ -33,6 +33,7 @@ def _checksum(path: Path) -> str:
         _CHECKSUMS[key] = data.parquet_checksum(path)
     return _CHECKSUMS[key]
 
+
 CHECKPOINT_MODEL = checks.CHECKPOINT_MODEL
 # Pretraining settings a run may change and still be resumed and extended (not a new run).
 RESUMABLE = ("train_steps", "checkpoint_interval", "keep_last_states")

@@ -19,7 +19,6 @@ tokens generated. ``python -m zflow.release check <folder>`` runs it alone.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -34,7 +33,8 @@ from pathlib import Path
 
 import yaml
 
-from zflow import evals, paths
+from zflow import evals, metrics, paths
+from zflow.io import read_json
 
 __all__ = ["ReleaseError", "ReleaseCheckError", "sha256", "MODEL_FILES", "copy_model",
            "generation_config", "provenance", "eval_rows", "card", "content_summary",
@@ -68,16 +68,17 @@ def sha256(path) -> str:
 
 
 def _json(path):
+    """A JSON file, or None when absent or unreadable."""
     try:
-        return json.loads(Path(path).read_text())
+        return read_json(path)
     except (OSError, ValueError):
         return None
 
 
 def _rows(path) -> list[dict]:
+    """A metrics CSV's rows (zflow.metrics.read), or none when absent."""
     try:
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
+        return metrics.read(path)
     except OSError:
         return []
 

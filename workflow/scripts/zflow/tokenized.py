@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zflow import identity
+
 
 def metadata(ds_file) -> tuple[str, int]:
     """(tokenizer name, bytes per token) of one ``.ds`` file."""
@@ -28,10 +30,7 @@ def ds_files(folder) -> list[Path]:
 def file_stats(folder) -> list:
     """Relative paths, sizes and modification times of a tokenized folder's datatrove files,
     sub-folders included (what a pretraining run's resume is keyed on; large data: not hashed)."""
-    folder = Path(folder)
-    return [(p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*.ds*"), key=lambda p: p.relative_to(folder).as_posix())
-            if p.is_file()]
+    return identity.file_stats(folder, "**/*.ds*")
 
 
 def folder_metadata(folder) -> tuple[str, int]:
