@@ -1,8 +1,10 @@
 # Checkpoint rules: evals of a checkpoint already on disk (and made with the configured
-# settings) never wait for these jobs; the others are scheduled once they have run.
+# settings) never wait for these jobs; the others are scheduled once they have run. A continued
+# pretraining (pretrain.init_from) waits for the model it starts from.
 checkpoint pretrain:
     input:
         unpack(lambda w: PLAN.segment_inputs(w.lang)),
+        init=lambda w: wait_for(PLAN.init_dependency(w.lang)),
         script=script("pretrain.py"),
     output:
         metrics=P.TRAIN_METRICS,
@@ -28,6 +30,7 @@ checkpoint pretrain:
 checkpoint pretrain_segment:
     input:
         unpack(lambda w: PLAN.segment_inputs(w.lang, int(w.step))),
+        init=lambda w: wait_for(PLAN.init_dependency(w.lang)),
         script=script("pretrain.py"),
     output:
         P.PRETRAIN_SEGMENT,

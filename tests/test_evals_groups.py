@@ -332,7 +332,7 @@ def test_eval_job_keeps_the_group_and_every_subtask(tmp_path, monkeypatch):
             "task": "group_it", "lm_eval_task": "mini_group_it", "include_path": str(TASKS),
             "num_fewshot": 0, "metric": "acc", "limit": None, "apply_chat_template": False,
             "batch_size": 1, "max_batch_size": 8, "device": "cpu", "dtype": "float32",
-            "bootstrap_iters": 1000,
+            "bootstrap_iters": 1000, "reproduce_seed_command": False,
             "output": str(tmp_path / "evals/tiny/group_it.json"), "keyed_on": {"model": "x"}}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     main(["--spec", str(tmp_path / "spec.json")])

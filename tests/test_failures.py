@@ -168,7 +168,8 @@ def test_oom_detection():
 SPEC = {"model": "m", "model_path": "results/models/m", "step": 5, "task": "t",
         "lm_eval_task": "mini_t", "include_path": None, "num_fewshot": 0, "metric": "acc",
         "limit": None, "apply_chat_template": False, "batch_size": 32, "max_batch_size": 32,
-        "device": "cpu", "dtype": "float32", "bootstrap_iters": 0, "keyed_on": {}}
+        "device": "cpu", "dtype": "float32", "bootstrap_iters": 0, "reproduce_seed_command": False,
+        "keyed_on": {}}
 
 
 @pytest.fixture(autouse=True)

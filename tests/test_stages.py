@@ -78,7 +78,7 @@ def two_stage_spec(wd, run, train_steps=30):
     data = [{"source": s, "folder": folder[s], "weight": w} for s, w in lc["data"].items()]
     decay = {"fineweb2_ita": 0.2, "finepdfs_ita": 0.8}
     stages = [{"name": "stable", "start_step": 0, "sequence_length": None, "data": data},
-              {"name": "decay", "start_step": 15, "sequence_length": None,
+              {"name": "decay", "start_step": 15, "sequence_length": 96,
                "data": [{"source": s, "folder": folder[s], "weight": w} for s, w in decay.items()]}]
     spec = pretrain_spec(
         model={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
@@ -88,7 +88,8 @@ def two_stage_spec(wd, run, train_steps=30):
                   "checkpoint_interval": 10, "keep_last_states": 1, "learning_rate": 0.003,
                   "lr_warmup_steps": 5, "lr_decay_starting_step": 15,
                   "stages": [{"name": "stable", "start_step": 0},
-                             {"name": "decay", "start_step": 15, "data": decay}]},
+                             {"name": "decay", "start_step": 15, "data": decay,
+                              "sequence_length": 96}]},
         data=data, tokenizer=str(wd / f"results/tokenizers/{tok}"), run_dir=str(run),
         stages=stages)
     spec.update(metrics=str(run / "m.csv"), summary=str(run / "s.json"))
@@ -126,6 +127,9 @@ def test_two_stage_run_switches_mixture_and_resumes_across_the_boundary(demo_run
     loss = {p: [r.split(",")[2] for r in (p / "m.csv").read_text().splitlines()[1:]]
             for p in (straight, killed)}
     assert loss[straight] == loss[killed] and len(loss[straight]) == 30
+    # tokens trained: each stage at its own sequence length (64, then 96 from step 16)
+    consumed = [int(r.split(",")[1]) for r in (straight / "m.csv").read_text().splitlines()[1:]]
+    assert consumed[14] == 15 * 4 * 64 and consumed[-1] == 15 * 4 * 64 + 15 * 4 * 96
 
     # checkpoint markers: the stage each step was trained in
     stage = {s: json.loads((straight / f"checkpoints/step-{s}/zflow_checkpoint.json").read_text())
@@ -144,12 +148,16 @@ def test_two_stage_run_switches_mixture_and_resumes_across_the_boundary(demo_run
         for src, n in got.items():
             assert abs(n - mix.get(src, 0) / total * windows) <= 1, (st["name"], got)
             x = next(x for x in st["sources"] if x["source"] == src)
-            assert x["tokens"] == n * 64
+            assert x["tokens"] == n * (64 if st["name"] == "stable" else 96)
     pdf = next(x for x in s["sources"] if x["source"] == "finepdfs_ita")
     assert pdf["windows_consumed"] == sum(next(x["windows"] for x in st["sources"]
                                                if x["source"] == "finepdfs_ita")
                                           for st in s["stages"])
-    assert pdf["epochs"] == pytest.approx(pdf["windows_consumed"] / pdf["windows"], abs=1e-3)
+    # epochs over the source: the tokens read (windows of 65, then 97 tokens) over its tokens
+    read = [next(x["windows"] for x in st["sources"] if x["source"] == "finepdfs_ita")
+            for st in s["stages"]]
+    assert pdf["epochs"] == pytest.approx((read[0] * 65 + read[1] * 97) / (pdf["windows"] * 65),
+                                          rel=0.02)
 
 
 def staged(cfg, lang, stages):

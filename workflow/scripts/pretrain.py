@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from zflow import identity, launch, limits, metrics, nanotron, paths, runs, schedule, tokenized
+from zflow import (accel, identity, launch, limits, metrics, nanotron, paths, runs, schedule,
+                   tokenized)
 from zflow.io import atomic_dir, die, spec_cli, versions, write_json, write_text
 
 
@@ -55,12 +56,45 @@ def build_model(spec: dict, tokenizer):
         "initializer_range": mc["init_std"],  # the init std of both backends
         "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id})
+    if spec.get("init"):
+        return continued(spec["init"], config, tokenizer, spec.get("lang"))
     return LlamaForCausalLM(config)
 
 
-def training_args(spec: dict, run: Path, cuda: bool, bf16: bool):
-    """The Trainer's arguments; it logs to the config's tracking backends (zflow.tracking:
-    TensorBoard files in <run>/tensorboard/ by default)."""
+# What a continued pretraining keeps of the model it starts from (zflow.config checks the same
+# before any job; this checks a hub baseline's too, before training)
+KEPT = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+        "num_key_value_heads", "vocab_size", "tie_word_embeddings", "hidden_act")
+
+
+def continued(init: dict, config, tokenizer, lang: str | None):
+    """Continued pretraining: the weights of the model ``init`` names, under this run's config
+    (its context length and RoPE base); the tokenizer must be the one it was trained with."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, LlamaForCausalLM
+
+    key = f"languages.{lang}.pretrain.init_from" if lang else "pretrain.init_from"
+    parent = AutoConfig.from_pretrained(init["path"])
+    diff = [f"{k} = {getattr(parent, k, None)} (this run: {getattr(config, k)})" for k in KEPT
+            if getattr(parent, k, None) != getattr(config, k)]
+    if diff:
+        die(f"{key}: '{init['model']}' ({init['path']}) has another architecture: "
+            + "; ".join(diff))
+    if AutoTokenizer.from_pretrained(init["path"]).get_vocab() != tokenizer.get_vocab():
+        die(f"{key}: '{init['model']}' ({init['path']}) was trained with another tokenizer "
+            "than this run's")
+    model = LlamaForCausalLM.from_pretrained(init["path"], config=config, dtype=torch.float32)
+    theta = (parent.rope_parameters or {}).get("rope_theta")
+    print(f"continued pretraining from {init['model']} ({init['path']}): rope_theta {theta} -> "
+          f"{config.rope_parameters['rope_theta']}, max_position_embeddings "
+          f"{parent.max_position_embeddings} -> {config.max_position_embeddings}", flush=True)
+    return model
+
+
+def training_args(spec: dict, run: Path, features):
+    """The Trainer's arguments; the speed features (bf16, fused AdamW, Liger, compile, DDP/FSDP,
+    loader, logging interval) are zflow.accel's choice. It logs to the config's tracking
+    backends (zflow.tracking: TensorBoard files in <run>/tensorboard/ by default)."""
     from transformers import TrainingArguments
 
     from zflow import tracking
@@ -75,17 +109,18 @@ def training_args(spec: dict, run: Path, cuda: bool, bf16: bool):
         adam_beta2=pre["adam_beta2"], adam_epsilon=pre["adam_eps"],
         weight_decay=pre["weight_decay"], max_grad_norm=pre["clip_grad"],
         lr_scheduler_type="warmup_stable_decay", lr_scheduler_kwargs=wsd, warmup_steps=warmup,
-        optim="adamw_torch_fused" if cuda else "adamw_torch", bf16=bf16, seed=pre["seed"],
-        data_seed=pre["seed"], train_sampling_strategy="sequential", logging_steps=1,
+        seed=pre["seed"], data_seed=pre["seed"], train_sampling_strategy="sequential",
         save_strategy="steps", save_steps=pre["checkpoint_interval"],
         save_total_limit=pre["keep_last_states"], disable_tqdm=True,
-        dataloader_drop_last=True, dataloader_num_workers=0, use_cpu=not cuda,
+        dataloader_drop_last=True, **features.training_args,
         **tracking.training_args(spec.get("tracking"), run, f"pretrain-{spec.get('lang', run.name)}"))
 
 
-def progress_callback(run: Path, start_step: int, tokens_per_step: int, meta: dict, pre: dict,
+def progress_callback(run: Path, start_step: int, tokens_through, meta: dict, pre: dict,
                       until: int):
-    """Logs every step in the metrics schema; marks every saved state and exports those of the
+    """Logs in the metrics schema (every ``pretrain.hf.log_interval`` steps and the last; tokens/s
+    over the steps since the previous row; ``tokens_through(step)``: the tokens trained on up to
+    ``step``, each data stage at its own sequence length); marks every saved state and exports those of the
     checkpoint schedule (a state saved before a time limit is only resumed from); stops at
     ``until`` (the end of a segment)."""
     from transformers import TrainerCallback
@@ -101,19 +136,19 @@ def progress_callback(run: Path, start_step: int, tokens_per_step: int, meta: di
             if not state.is_world_process_zero or not logs or "loss" not in logs:
                 return
             now = time.time()
-            steps = max(state.global_step - self.step_last, 1)
+            step = state.global_step
+            tokens = tokens_through(step) - tokens_through(min(self.step_last, step - 1))
             metrics.append(metrics_path, {
-                "step": state.global_step,
-                "consumed_tokens": state.global_step * tokens_per_step,
+                "step": step, "consumed_tokens": tokens_through(step),
                 "loss": logs["loss"], "lr": logs.get("learning_rate"),
                 "grad_norm": logs.get("grad_norm"),
-                "tokens_per_sec": round(steps * tokens_per_step / max(now - self.t_last, 1e-9), 1),
+                "tokens_per_sec": round(tokens / max(now - self.t_last, 1e-9), 1),
                 "elapsed_s": round(now - self.t0, 3)}, metrics.PRETRAIN)
             self.t_last, self.step_last = now, state.global_step
 
         def on_step_end(self, a, state, control, **kw):
-            if state.global_step >= until:
-                control.should_save = control.should_training_stop = True
+            if state.global_step >= until:  # logged too, whatever pretrain.hf.log_interval
+                control.should_save = control.should_training_stop = control.should_log = True
 
         def on_save(self, a, state, control, **kw):
             if not state.is_world_process_zero:
@@ -201,7 +236,9 @@ def main(argv=None):
     torch.set_num_threads(max(1, args.threads))
     world, is_main = launch.world()
     pre, run, cuda = spec["pretrain"], Path(spec["run_dir"]), torch.cuda.is_available()
-    bf16 = pre["dtype"] == "bfloat16" or (pre["dtype"] == "auto" and cuda)
+    features = accel.choose(pre["hf"], dtype=pre["dtype"], cuda=cuda, world=world)
+    if is_main:
+        print("\n".join(features.log()), flush=True)
     tokenizer = AutoTokenizer.from_pretrained(spec["tokenizer"])
     global_batch = pre["micro_batch_size"] * pre["batch_accumulation_per_replica"] * world
     dataset = mixture(spec, global_batch)
@@ -209,12 +246,13 @@ def main(argv=None):
     start_step = runs.state_step(state)
     torch.manual_seed(pre["seed"])
     model = build_model(spec, tokenizer)
+    accel.apply_to_model(model, features)  # its attention implementation
     tokens_per_step = global_batch * pre["sequence_length"]
     # identity: what the plan compares, before running anything, to tell whether a checkpoint
     # on disk belongs to the configured run (zflow.plan.Plan.checkpoint_current)
     meta = {"n_params": sum(p.numel() for p in model.parameters()), "identity": spec["identity"],
             "tokens_per_step": tokens_per_step, "tokenizer": spec["tokenizer"],
-            "versions": versions(),
+            "versions": versions(), "init_from": spec.get("init"),
             "stages": [{"name": s["name"], "start_step": s["start_step"]} for s in dataset.stages]}
     if is_main:  # a kill between a state's COMPLETE marker and its export: export it now
         for step, d in runs.complete_states(run / paths.STATE):
@@ -222,10 +260,11 @@ def main(argv=None):
                 export_checkpoint(d, run / paths.CHECKPOINTS / f"step-{step}", step, meta)
     until = spec["until"] or pre["train_steps"]  # a segment's end, or the run's
     stopper = limits.start(run, start_step, spec.get("time_limits"), is_main)
-    trainer = Trainer(model=model, args=training_args(spec, run, cuda, bf16),
+    trainer = Trainer(model=model, args=training_args(spec, run, features),
                       train_dataset=dataset, processing_class=tokenizer,
-                      callbacks=[progress_callback(run, start_step, tokens_per_step, meta, pre,
-                                                   until), limits.callback(stopper)])
+                      callbacks=[progress_callback(
+                          run, start_step, lambda s: dataset.tokens_through(s, global_batch),
+                          meta, pre, until), limits.callback(stopper)])
     if start_step < until:  # else a segment that an extended run has already gone past
         trainer.train(resume_from_checkpoint=str(state) if state else None)
     if stopper.stopped and stopper.stopped[0] < until:  # saved before a limit or at a signal
@@ -239,9 +278,11 @@ def main(argv=None):
     elif is_main:
         write_summary(spec, run, start_step, dataset, meta, {
             "world_size": world, "global_batch_size": global_batch,
-            "sequence_length": pre["sequence_length"], "dtype": "bfloat16" if bf16 else "float32",
+            "sequence_length": pre["sequence_length"],
+            "dtype": "bfloat16" if features.bf16 else "float32",
             "device": torch.cuda.get_device_name(0) if cuda else "cpu",
-            "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if cuda else None})
+            "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if cuda else None,
+            "features": features.summary()})
     launch.end_distributed()
 
 

@@ -8,7 +8,14 @@ A local task folder (``include_path``) is copied to a temporary folder with its
 ``data_files`` made absolute, so the task reads the project's own data wherever the job runs.
 The task may be an lm-eval group: the output keeps the group's aggregate metrics and every
 subtask's (name, metric, value, stderr, n; zflow.evals.summarize). It also holds provenance:
-model path and step, task config, n-shot, what the job is keyed on, and the versions.
+model path and step, task config, n-shot, what the job is keyed on, and the versions, and the
+settings it ran with (``settings``: device, dtype, batch size, ``reproduce_seed_command``, and
+the batch sizes and model dtype lm-eval used).
+
+Fast by default: lm-eval's ``auto`` batch size and bfloat16 on a GPU. Log-likelihood scores can
+move slightly with the batch size (padding) and the dtype: ``eval.reproduce_seed_command`` runs
+with the seed's command's settings instead (``lm-eval --model hf ... --batch_size 1``: batch 1,
+the checkpoint's own dtype).
 
 Failures stay local (zflow.evals, "Failed evals"). The batch size comes from Snakemake's attempt
 (``--batch-size`` / ``--max-batch-size``: the spec's, halved at each retry; rules/eval.smk). A GPU
@@ -51,19 +58,26 @@ def cli(argv=None):
 
 def settings(spec: dict, batch_size=None, max_batch_size=None) -> dict:
     """Device, dtype and batch size resolved for this machine (the attempt's batch size, when
-    given, in place of the spec's)."""
+    given, in place of the spec's). Fast by default: lm-eval's ``auto`` batch size, bfloat16 on a
+    GPU. ``reproduce_seed_command``: the seed command's settings (zflow.evals.SEED_COMMAND: batch
+    size 1, lm-eval's own dtype ``auto``, the checkpoint's saved one), whatever the spec says."""
     import torch
 
     device = spec["device"]
     if device == "auto":
         device = "cuda:0" if torch.cuda.is_available() else "cpu"
-    dtype = spec["dtype"]
-    if dtype == "auto":
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    batch = spec["batch_size"] if batch_size in (None, "") else batch_size
-    batch = int(batch) if str(batch).strip().isdigit() else batch
+    seed = spec["reproduce_seed_command"]
+    if seed:
+        dtype, batch = evals.SEED_COMMAND["dtype"], evals.SEED_COMMAND["batch_size"]
+    else:
+        dtype = spec["dtype"]
+        if dtype == "auto":
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        batch = spec["batch_size"] if batch_size in (None, "") else batch_size
+        batch = int(batch) if str(batch).strip().isdigit() else batch
     return {"device": device, "dtype": dtype, "batch_size": batch,
             "max_batch_size": max_batch_size or spec["max_batch_size"],
+            "reproduce_seed_command": seed,
             "bootstrap_iters": spec["bootstrap_iters"],
             "apply_chat_template": spec["apply_chat_template"],
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -133,7 +147,8 @@ def record(spec: dict, out: dict, s: dict, seconds: float) -> dict:
         "generated_tokens": evals.generated_tokens(out, name, token_counter(spec["model_path"])),
         "n_samples": out.get("n-samples", {}).get(name) or {"effective": summary["n"]},
         "lm_eval_results": out["results"].get(name), "task_config": out.get("configs", {}).get(name),
-        "task_hash": out.get("task_hashes", {}).get(name), "settings": s,
+        "task_hash": out.get("task_hashes", {}).get(name),
+        "settings": {**s, **evals.used_settings(out)},
         "seconds": round(seconds, 2), "identity": identity.fingerprint(spec),
         "keyed_on": spec["keyed_on"], "lm_eval_version": v.get("lm_eval"),
         "transformers_version": v.get("transformers"), "torch_version": v.get("torch"),

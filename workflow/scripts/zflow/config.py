@@ -110,6 +110,7 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
         if p["sequence_length"] > m["max_position_embeddings"]:
             errors.append(f"{pre}.pretrain.sequence_length: exceeds model.max_position_embeddings")
         errors += _check_stages(config, lang)
+        errors += _check_init(config, lang, base, check_files)
         if p["segment_steps"] % p["checkpoint_interval"]:
             errors.append(f"{pre}.pretrain.segment_steps: {p['segment_steps']} is not a multiple "
                           f"of pretrain.checkpoint_interval ({p['checkpoint_interval']}): every "
@@ -188,6 +189,70 @@ def _check_stages(config: dict, lang: str) -> list[str]:
             errors.append(f"{at}.sequence_length: {seq} exceeds model.max_position_embeddings "
                           f"({lc['model']['max_position_embeddings']})")
     return errors
+
+
+# What a continued pretraining may change of the architecture it starts from (a longer context
+# with a new RoPE base); init_std only initialises, and the run does not initialise
+ARCH_MAY_CHANGE = ("rope_theta", "max_position_embeddings", "init_std", "initializer_range")
+# HF config.json names of the architecture fields compared with a local baseline's config
+HF_ARCH = {"hidden_size": "hidden_size", "intermediate_size": "intermediate_size",
+           "num_hidden_layers": "num_hidden_layers", "num_attention_heads": "num_attention_heads",
+           "num_key_value_heads": "num_key_value_heads", "vocab_size": "vocab_size",
+           "tie_word_embeddings": "tie_word_embeddings"}
+
+
+def init_language(config: dict, name: str) -> str | None:
+    """The configured language whose pretraining ``name`` descends from (None: a baseline)."""
+    seen = set()
+    while name in config["posttrain"] and name not in seen:
+        seen.add(name)
+        name = config["posttrain"][name]["base"]
+    m = CHECKPOINT_MODEL.fullmatch(name)
+    return m.group(1) if m and m.group(1) in config["languages"] else None
+
+
+def _check_init(config: dict, lang: str, base: Path, check_files: bool) -> list[str]:
+    """Continued pretraining: a known model of the same architecture (but for the context and
+    RoPE base) and tokenizer, on the hf backend, with no loop through other languages."""
+    lc = config["languages"][lang]
+    name = lc["pretrain"]["init_from"]
+    if name is None:
+        return []
+    key = f"languages.{lang}.pretrain.init_from"
+    if lc["pretrain"]["backend"] != "hf":
+        return [f"{key}: continued pretraining runs on backend hf only (backend "
+                f"'{lc['pretrain']['backend']}' cannot load HF weights)"]
+    why = _model_problem(config, name)
+    if why:
+        return [f"{key}: {why}"]
+    seen, cur = [lang], init_language(config, name)
+    while cur is not None:
+        if cur in seen:
+            return [f"{key}: continued pretraining loops back to language '{cur}' "
+                    f"({' -> '.join(seen + [cur])})"]
+        seen.append(cur)
+        nxt = config["languages"][cur]["pretrain"]["init_from"]
+        cur = init_language(config, nxt) if nxt else None
+    parent = init_language(config, name)
+    if parent is not None:
+        pc = config["languages"][parent]
+        errors = [f"{key}: '{name}' has model.{k} = {pc['model'][k]} but this run's is "
+                  f"{lc['model'][k]} (only {', '.join(ARCH_MAY_CHANGE[:2])} may change)"
+                  for k in lc["model"] if k not in ARCH_MAY_CHANGE
+                  and pc["model"].get(k) != lc["model"][k]]
+        if pc["tokenizer"] != lc["tokenizer"]:
+            errors.append(f"{key}: '{name}' was trained with tokenizer '{pc['tokenizer']}', this "
+                          f"run reads data tokenized with '{lc['tokenizer']}'")
+        return errors
+    path = base / config["baselines"][name]["model"]
+    if not (check_files and (path / "config.json").is_file()):
+        return []  # a hub id: compared by the job, before it trains
+    import json
+
+    hf = json.loads((path / "config.json").read_text())
+    return [f"{key}: '{name}' ({path / 'config.json'}) has {h} = {hf.get(h)} but this run's "
+            f"model.{k} is {lc['model'][k]}" for k, h in HF_ARCH.items()
+            if h in hf and hf[h] != lc["model"][k]]
 
 
 CHECKPOINT_MODEL = re.compile(r"([a-z]{2,3})-step(\d+)")
@@ -370,6 +435,12 @@ def _check_release(config: dict) -> list[str]:
             why = saved_step(config, name)
             if why:
                 errors.append(f"release.{name}: {why}, nor a posttrain key")
+        lang = init_language(config, name)
+        if lang and config["languages"][lang]["pretrain"]["init_from"]:
+            errors.append(f"release.{name}: it descends from a continued pretraining "
+                          f"(languages.{lang}.pretrain.init_from); releasing one is not supported "
+                          "yet: its training-content summary would leave out the data of the run "
+                          "it continues")
         for t in rc.get("evals") or []:
             if t not in config["tasks"]:
                 errors.append(f"release.{name}.evals: '{t}' is not a key of tasks")

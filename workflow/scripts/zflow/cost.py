@@ -255,6 +255,8 @@ def pretrain_cost(plan, lang: str, until: int | None = None) -> Cost:
         disk = len(saved) * n * weights + states * n * STATE_BYTES
         kept = f"{len(saved)} checkpoints + {states} states"
     resumed = f", resuming at step {done:,}" if done else ""
+    if pre.get("init_from"):
+        resumed += f", continuing {pre['init_from']}"
     note = (f"{steps:,} steps x {pre['micro_batch_size']} x {pre['batch_accumulation_per_replica']}"
             f" x dp {dp} x {pre['sequence_length']}{resumed}; {gpus} GPUs "
             f"({plan.nodes(lang)} nodes x {plan.nproc(lang)}); {n / 1e9:.2f}B params, {kept}"

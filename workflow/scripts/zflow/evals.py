@@ -37,13 +37,20 @@ import yaml
 
 __all__ = ["EvalError", "TaskLoader", "find_task_files", "localize_tasks", "summarize",
            "generated_tokens", "parse_column", "value", "read", "load", "FAILED", "is_failure",
-           "failure", "rerun_token", "is_oom", "batch_for_attempt"]
+           "failure", "rerun_token", "is_oom", "batch_for_attempt", "SEED_COMMAND", "used_settings"]
 
 _IGNORE_DIRS = {"__pycache__", ".ipynb_checkpoints"}  # as lm_eval.tasks._index
 
 
 class EvalError(ValueError):
     """An eval record, task reference or lm-eval output that cannot give the number asked for."""
+
+
+# The settings of the seed's command (`lm-eval --model hf --model_args pretrained=<model>
+# --tasks ... --device cuda:0 --batch_size 1`), which ``eval.reproduce_seed_command`` runs every
+# eval with: batch size 1 and no dtype in its model_args, so lm-eval's own "auto" (the dtype the
+# checkpoint was saved in).
+SEED_COMMAND = {"batch_size": 1, "dtype": "auto"}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -304,6 +311,20 @@ def generated_tokens(out: dict, task: str, count) -> dict:
     n = sum(v["n"] for v in per.values())
     mean = sum(v["mean"] * v["n"] for v in per.values()) / n if n else None
     return {"mean": mean, "n": n, "tasks": per}
+
+
+def used_settings(out: dict) -> dict:
+    """What lm-eval ran with, from ``simple_evaluate``'s ``out["config"]``: the batch sizes it
+    used (``auto``: the ones it detected; a fixed batch: that one) and the model's dtype as loaded
+    (``"bfloat16"``, ``"float32"``...)."""
+    cfg = out.get("config") or {}
+    sizes = [int(b) for b in cfg.get("batch_sizes") or []]
+    fixed = str(cfg.get("batch_size", "")).strip()
+    if not sizes and fixed.isdigit():
+        sizes = [int(fixed)]
+    dtype = cfg.get("model_dtype")
+    return {"batch_sizes_used": sizes,
+            "model_dtype": str(dtype).removeprefix("torch.") if dtype not in (None, "") else None}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -35,8 +35,10 @@ def _checksum(path: Path) -> str:
 
 
 CHECKPOINT_MODEL = checks.CHECKPOINT_MODEL
-# Pretraining settings a run may change and still be resumed and extended (not a new run).
-RESUMABLE = ("train_steps", "checkpoint_interval", "keep_last_states")
+# Pretraining settings a run may change and still be resumed and extended (not a new run):
+# its length, its checkpoint schedule, and the hf backend's speed features (pretrain.hf: a run
+# resumed with Liger or another micro-step logging goes on; the summary records what ran)
+RESUMABLE = ("train_steps", "checkpoint_interval", "keep_last_states", "hf")
 # Versions that change eval results: every eval job is keyed on them.
 EVAL_PACKAGES = ("lm_eval", "transformers", "torch")
 # Spec keys that never re-run a job (left out of the spec's hash): where training logs
@@ -70,26 +72,33 @@ class Dependency:
     step: int | None = None  # the pretraining segment to wait for (pretrain_segment's end step)
 
 
-def pretrain_identity(model: dict, pretrain: dict, data: list, tokenizer: str, world: int) -> str:
+def pretrain_identity(model: dict, pretrain: dict, data: list, tokenizer: str, world: int,
+                      parent: str | None = None) -> str:
     """A pretraining run's identity: what its checkpoints record. train_steps and the
-    checkpoint schedule may change without changing it (the run is extended)."""
-    pre = {k: v for k, v in pretrain.items() if k not in RESUMABLE}
-    return identity.fingerprint({"model": model, "pretrain": pre, "data": data,
-                                 "tokenizer": tokenizer, "world_size": world})
+    checkpoint schedule may change without changing it (the run is extended). ``parent``: the
+    identity of the model a continued pretraining starts from (``pretrain.init_from``)."""
+    pre = {k: v for k, v in pretrain.items()
+           if k not in RESUMABLE and not (k == "init_from" and v is None)}
+    keyed = {"model": model, "pretrain": pre, "data": data, "tokenizer": tokenizer,
+             "world_size": world}
+    return identity.fingerprint({**keyed, "parent": parent} if parent else keyed)
 
 
 def pretrain_spec(model: dict, pretrain: dict, data: list, tokenizer: str, run_dir: str,
-                  nodes: int = 1, nproc: int = 1, stages: list | None = None) -> dict:
+                  nodes: int = 1, nproc: int = 1, stages: list | None = None,
+                  init: dict | None = None) -> dict:
     """A pretraining job's spec (also outside a workflow: tests, benchmarks), with the schema's
     defaults filled in. ``data``: [{source, folder, weight}], every source the run reads;
     ``stages``: [{name, start_step, sequence_length, data: [{source, folder, weight}]}], or None
-    for one stage reading ``data`` (``pretrain.stages``, the config's, keys the identity)."""
+    for one stage reading ``data`` (``pretrain.stages``, the config's, keys the identity);
+    ``init``: {model, path, identity} of the model a continued pretraining starts from."""
     model = {**schema.defaults("languages/*/model"), **model}
     pretrain = {**schema.defaults("languages/*/pretrain"), **pretrain}
     return {"model": model, "pretrain": pretrain, "data": data, "tokenizer": tokenizer,
-            "nodes": nodes, "nproc_per_node": nproc, "stages": stages,
+            "nodes": nodes, "nproc_per_node": nproc, "stages": stages, "init": init,
             "time_limits": schema.defaults("time_limits"), "until": None,
-            "identity": pretrain_identity(model, pretrain, data, tokenizer, nodes * nproc),
+            "identity": pretrain_identity(model, pretrain, data, tokenizer, nodes * nproc,
+                                          init and init["identity"]),
             "run_dir": run_dir, "metrics": paths.in_run(paths.TRAIN_METRICS, run_dir),
             "summary": paths.in_run(paths.TRAIN_SUMMARY, run_dir)}
 
@@ -280,9 +289,23 @@ class Plan:
     @functools.cache
     def pretrain_identity(self, lang: str) -> str:
         lc = self.lang(lang)
+        init = self.init(lang)
         return pretrain_identity(lc["model"], lc["pretrain"], self._mixture(lang),
                                  self.tokenizer_ref(lc["tokenizer"]),
-                                 self.nodes(lang) * self.nproc(lang))
+                                 self.nodes(lang) * self.nproc(lang), init and init["identity"])
+
+    def init(self, lang: str) -> dict | None:
+        """The model a continued pretraining starts from (``pretrain.init_from``), or None."""
+        name = self.lang(lang)["pretrain"]["init_from"]
+        if name is None:
+            return None
+        return {"model": name, "path": self.model(name).path,
+                "identity": self.model_identity(name)}
+
+    def init_dependency(self, lang: str) -> Dependency:
+        """What a continued pretraining waits for: the model it starts from (none otherwise)."""
+        name = self.lang(lang)["pretrain"]["init_from"]
+        return self.dependency(name) if name else Dependency(None)
 
     def model_identity(self, name: str) -> str:
         """Changes when ``name`` would be a different model: every job on it is keyed on it."""
@@ -571,7 +594,7 @@ class Plan:
         return {"lang": lang, **pretrain_spec(
             lc["model"], lc["pretrain"], self._mixture(lang), self.tokenizer_ref(lc["tokenizer"]),
             paths.fmt(paths.PRETRAIN_RUN, lang=lang), self.nodes(lang), self.nproc(lang),
-            self._stages(lang)), "time_limits": self.config["time_limits"],
+            self._stages(lang), self.init(lang)), "time_limits": self.config["time_limits"],
             "tracking": self.config["tracking"]}
 
     def _spec_pretrain_segment(self, lang, step):
@@ -614,6 +637,7 @@ class Plan:
                 "apply_chat_template": t["chat_template"], "batch_size": e["batch_size"],
                 "max_batch_size": e["max_batch_size"], "device": e["device"], "dtype": e["dtype"],
                 "bootstrap_iters": e["bootstrap_iters"],
+                "reproduce_seed_command": e["reproduce_seed_command"],
                 "output": paths.fmt(paths.EVAL, model=model, task=task),
                 "keyed_on": {"model": self.model_identity(model), "versions": self.eval_versions()},
                 **self.eval_rerun(model, task)}
