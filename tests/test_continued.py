@@ -170,6 +170,34 @@ def test_continued_pretraining_end_to_end(tmp_path):
     assert all((state[k] == v).all() for k, v in parent.items()), "weights differ"
     assert model.config.rope_parameters["rope_theta"] == 100000.0
 
+    # a release of the continued run: its lineage, data and tokens cover both runs
+    released = copy.deepcopy(cfg)
+    released["release"] = {"itc-step10": {
+        "repo_id": "x/itc-tiny", "license": "apache-2.0", "language": ["it"],
+        "data": {s: {"language": "it"} for s in ("finepdfs_ita", "fineweb2_ita")}}}
+    write_config(wd, released)
+    snakemake(wd, "release_itc-step10")
+    folder = wd / "results/release/itc-step10"
+    card = (folder / "README.md").read_text()
+    assert ("`ita-step40` (pretraining checkpoint) → `itc-step10` (continued pretraining of "
+            "ita-step40)") in card
+    assert "### Pretraining hyper-parameters (ita-step40)" in card
+    s = json.loads((folder / "training_content_summary.json").read_text())
+    runs = {(d["run"], d["stage"]) for d in s["data_sources"]["datasets"]}
+    assert runs == {("itc-step10", "continued pretraining"), ("ita-step40", "pretraining")}
+    ita_mix = [d["name"] for d in s["data_sources"]["datasets"] if d["run"] == "ita-step40"]
+    assert ita_mix == list(cfg["languages"]["ita"]["data"])
+    consumed = {lang: int((wd / f"results/pretrain/{lang}/train_metrics.csv").read_text()
+                          .splitlines()[-1].split(",")[1]) for lang in ("ita", "itc")}
+    assert s["general_information"]["training_tokens_seen"] == consumed["ita"] + consumed["itc"]
+    assert "release.itc-step10.data.fineweb_eng.language" in s["missing"]  # ita's source
+    again = yaml.safe_load((folder / "zflow_config.yaml").read_text())
+    assert sorted(again["languages"]) == ["ita", "itc"]
+    assert again["languages"]["ita"]["eval"]["checkpoints"] == [40]
+    assert Plan(again, check_files=False).pretraining_chain("itc-step10") == ["itc-step10",
+                                                                              "ita-step40"]
+    write_config(wd, cfg)
+
     # a change of the parent re-makes both runs; a change of the continued run only itself
     assert scheduled(wd, target) == set()
     changed = copy.deepcopy(cfg)
@@ -183,10 +211,13 @@ def test_continued_pretraining_end_to_end(tmp_path):
         ("pretrain", "lang=ita"), ("pretrain", "lang=itc")}
 
 
-def test_release_of_a_continued_run_is_refused():
-    cfg = with_cpt(EMBEDDED)
+def test_release_of_a_continued_post_trained_model_is_refused():
+    cfg = with_cpt(EMBEDDED, init_from="sft")
+    cfg["posttrain"] = {"sft": {"method": "sft", "base": "ita-step40", "data": ["chat_it"],
+                                "chat_template": "resources/chat_templates/chatml.jinja",
+                                "train": {"learning_rate": 1e-4}}}
     cfg["release"] = {"itc-step10": {"repo_id": "x/itc"}}
     with pytest.raises(ConfigError) as e:
         Plan(cfg, check_files=False)
-    assert ("release.itc-step10: it descends from a continued pretraining "
-            "(languages.itc.pretrain.init_from)") in str(e.value)
+    assert ("release.itc-step10: it descends from a continued pretraining of a post-trained model "
+            "(languages.itc.pretrain.init_from: sft)") in str(e.value)

@@ -435,12 +435,17 @@ def _check_release(config: dict) -> list[str]:
             why = saved_step(config, name)
             if why:
                 errors.append(f"release.{name}: {why}, nor a posttrain key")
-        lang = init_language(config, name)
-        if lang and config["languages"][lang]["pretrain"]["init_from"]:
-            errors.append(f"release.{name}: it descends from a continued pretraining "
-                          f"(languages.{lang}.pretrain.init_from); releasing one is not supported "
-                          "yet: its training-content summary would leave out the data of the run "
-                          "it continues")
+        lang, seen = init_language(config, name), set()
+        while lang and lang not in seen:  # the runs it continues, and what they start from
+            seen.add(lang)
+            parent = config["languages"][lang]["pretrain"]["init_from"]
+            if parent in config["posttrain"]:
+                errors.append(f"release.{name}: it descends from a continued pretraining of a "
+                              f"post-trained model (languages.{lang}.pretrain.init_from: "
+                              f"{parent}); releasing one is not supported: its lineage would "
+                              "leave out that model's post-training")
+                break
+            lang = init_language(config, parent) if parent else None
         for t in rc.get("evals") or []:
             if t not in config["tasks"]:
                 errors.append(f"release.{name}.evals: '{t}' is not a key of tasks")

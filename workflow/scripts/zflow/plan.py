@@ -871,6 +871,17 @@ class Plan:
             chain.append(self.post[chain[-1]]["base"])
         return chain
 
+    def pretraining_chain(self, checkpoint: str) -> list[str]:
+        """A pretraining checkpoint and, for a continued pretraining, the checkpoints it
+        continues (``pretrain.init_from``), newest first; a baseline it starts from is not made
+        here (it is the release's base model)."""
+        chain = [checkpoint]
+        while True:
+            parent = self.lang(self.model(chain[-1]).lang)["pretrain"]["init_from"]
+            if parent is None or self.model(parent).kind != "checkpoint":
+                return chain
+            chain.append(parent)
+
     def release_evals(self, name: str) -> list[str]:
         """The eval JSONs the card of ``name`` shows: ``release.<name>.evals``, or every eval of
         the model that the workflow makes."""
@@ -885,13 +896,14 @@ class Plan:
         """Besides the model itself: its evals, the tokenize stats of its pretraining data, the
         chat data and summaries of its post-training stages, its qualitative scores."""
         chain = self.lineage(name)
-        lc = self.lang(self.model(chain[-1]).lang)
+        langs = [self.model(c).lang for c in self.pretraining_chain(chain[-1])]
         quali = [s for s in self.qualitative_scores()
                  if name in self.qualitative_models() and s.startswith(
                      paths.fmt(paths.QUALITATIVE, model=name, suite=""))]
         return {"evals": self.release_evals(name),
-                "stats": [paths.fmt(paths.TOKENIZED_STATS, tokenizer=lc["tokenizer"], source=s)
-                          for s in lc["data"]],
+                "stats": list(dict.fromkeys(
+                    paths.fmt(paths.TOKENIZED_STATS, tokenizer=self.lang(x)["tokenizer"], source=s)
+                    for x in langs for s in self.lang(x)["data"])),
                 "chat": sorted({self.chat_data_input(d) for n in chain[:-1]
                                 for d in self.post[n]["data"]}),
                 "summaries": [paths.fmt(paths.POSTTRAIN_SUMMARY, name=n) for n in chain[:-1]],
@@ -901,21 +913,31 @@ class Plan:
         """The smallest config that makes ``name`` again (``release_<name>``): its language, its
         post-training chain, the data, tokenizer and tasks they use; written into the release."""
         chain = self.lineage(name)
-        ck = self.model(chain[-1])
-        lc = self.lang(ck.lang)
+        cks = [self.model(c) for c in self.pretraining_chain(chain[-1])]
+        lc = self.lang(cks[0].lang)
         tok = self.config["tokenizers"][lc["tokenizer"]]
         post = {n: self.post[n] for n in reversed(chain[:-1])}
         tasks = sorted({os.path.basename(e)[:-len(".json")] for e in self.release_evals(name)})
-        lang = {**lc, "eval": {**lc["eval"], "tasks": tasks or lc["eval"]["tasks"],
-                               "checkpoints": [ck.step], "baselines": []}}
-        srcs = list(lc["data"]) + [s for s in tok.get("train", {}).get("sources", [])
-                                   if s not in lc["data"]]
+        langs = {ck.lang: {**self.lang(ck.lang),
+                           "eval": {**self.lang(ck.lang)["eval"],
+                                    "tasks": tasks or lc["eval"]["tasks"],
+                                    "checkpoints": [ck.step], "baselines": []}}
+                 for ck in reversed(cks)}
+        used = [s for x in langs.values() for s in x["data"]]
+        used += [s for x in langs.values() for st in x["pretrain"].get("stages") or []
+                 for s in st.get("data") or {}]
+        srcs = list(dict.fromkeys(used + tok.get("train", {}).get("sources", [])))
         chat = list(dict.fromkeys(d for pc in post.values() for d in pc["data"]))
+        init = [x["pretrain"]["init_from"] for x in langs.values()]
         cfg = {"offline": self.config["offline"],
                "sources": {s: self.config["sources"][s] for s in srcs},
                "tokenizers": {lc["tokenizer"]: tok},
-               "tasks": {t: self.config["tasks"][t] for t in sorted(set(lang["eval"]["tasks"]))},
-               "eval": self.config["eval"], "languages": {ck.lang: lang},
+               "tasks": {t: self.config["tasks"][t] for t in
+                         sorted({t for x in langs.values() for t in x["eval"]["tasks"]})},
+               "eval": self.config["eval"], "languages": langs,
+               **({"baselines": {b: self.config["baselines"][b] for b in init
+                                 if b in self.config["baselines"]}}
+                  if any(b in self.config["baselines"] for b in init) else {}),
                "chat_data": {d: self.config["chat_data"][d] for d in chat}, "posttrain": post,
                "release": {name: {**{k: v for k, v in self.config["release"][name].items()
                                      if k not in self.UPLOAD_KEYS}, "evals": tasks}}}
@@ -929,9 +951,6 @@ class Plan:
     def _spec_release(self, model):
         rc = self.config["release"][model]
         chain = self.lineage(model)
-        ck = self.model(chain[-1])
-        lang, lc = ck.lang, self.lang(ck.lang)
-        tok = lc["tokenizer"]
         stages = [{"name": n, "method": self.post[n]["method"],
                    "variant": self.post[n].get("variant"), "base": self.post[n]["base"],
                    "model_dir": paths.fmt(paths.POSTTRAIN_MODEL, name=n),
@@ -945,21 +964,7 @@ class Plan:
                                  "hub": self.config["chat_data"][d].get("hub")}
                                 for d in self.post[n]["data"]]}
                   for n in chain[:-1]]
-        data = [{"source": s, "weight": w, "tokenized": d,
-                 "stats": paths.fmt(paths.TOKENIZED_STATS, tokenizer=tok, source=s),
-                 "path": self.config["sources"][s]["path"],
-                 "hub": self.config["sources"][s].get("hub"),
-                 "text_key": self.config["sources"][s]["text_key"]}
-                for (s, w), d in zip(lc["data"].items(), self.tokenized_dirs(lang))]
-        pretraining = {"name": chain[-1], "lang": lang, "step": ck.step,
-                       "backend": self.backend(lang), "model_dir": ck.path,
-                       "marker": paths.marker(ck.path), "model": lc["model"],
-                       "pretrain": lc["pretrain"], "world_size": self.nodes(lang) * self.nproc(lang),
-                       "identity": self.pretrain_identity(lang),
-                       "tokenizer": {"name": tok, "ref": self.tokenizer_ref(tok),
-                                     **self.config["tokenizers"][tok]},
-                       "summary": paths.fmt(paths.TRAIN_SUMMARY, lang=lang),
-                       "metrics": paths.fmt(paths.TRAIN_METRICS, lang=lang), "data": data}
+        pretraining = [self._release_pretraining(c) for c in self.pretraining_chain(chain[-1])]
         tasks = self.config["tasks"]
         evals = [{"file": e, "task": os.path.basename(e)[:-len(".json")]}
                  for e in self.release_evals(model)]
@@ -971,15 +976,39 @@ class Plan:
         m = self.model(model)
         cfg = self.release_config(model)
         base = chain[1] if len(chain) > 1 else None
-        base_model = rc["base_model"] or (self.config["release"].get(base) or {}).get("repo_id")
+        start = self.lang(pretraining[-1]["lang"])["pretrain"]["init_from"]  # a baseline, or None
+        base_model = (rc["base_model"] or (self.config["release"].get(base) or {}).get("repo_id")
+                      or (start and self.model(start).path))
         return {"model": model, "kind": m.kind, "model_dir": m.path, "lineage": chain,
                 "release": {k: v for k, v in rc.items() if k not in self.UPLOAD_KEYS},
-                "stages": stages, "pretraining": pretraining, "evals": evals,
+                "stages": stages, "pretraining": pretraining[0], "earlier": pretraining[1:],
+                "evals": evals,
                 "qualitative": {"decoding": q["decoding"] if q else None,
                                 "scores": self.release_inputs(model)["qualitative"]},
                 "base_model": base_model, "config": cfg, "config_hash": identity.fingerprint(cfg),
                 "output": paths.fmt(paths.RELEASE, model=model),
                 "keyed_on": {"model": self.model_identity(model)}}
+
+    def _release_pretraining(self, checkpoint: str) -> dict:
+        """What a release records of the pretraining run that saved ``checkpoint``."""
+        ck = self.model(checkpoint)
+        lang, lc = ck.lang, self.lang(ck.lang)
+        tok = lc["tokenizer"]
+        data = [{"source": s, "weight": w, "tokenized": d,
+                 "stats": paths.fmt(paths.TOKENIZED_STATS, tokenizer=tok, source=s),
+                 "path": self.config["sources"][s]["path"],
+                 "hub": self.config["sources"][s].get("hub"),
+                 "text_key": self.config["sources"][s]["text_key"]}
+                for (s, w), d in zip(lc["data"].items(), self.tokenized_dirs(lang))]
+        return {"name": checkpoint, "lang": lang, "step": ck.step,
+                "backend": self.backend(lang), "model_dir": ck.path,
+                "marker": paths.marker(ck.path), "model": lc["model"],
+                "pretrain": lc["pretrain"], "world_size": self.nodes(lang) * self.nproc(lang),
+                "identity": self.pretrain_identity(lang),
+                "tokenizer": {"name": tok, "ref": self.tokenizer_ref(tok),
+                              **self.config["tokenizers"][tok]},
+                "summary": paths.fmt(paths.TRAIN_SUMMARY, lang=lang),
+                "metrics": paths.fmt(paths.TRAIN_METRICS, lang=lang), "data": data}
 
     def _spec_upload(self, model):
         rc = self.config["release"][model]

@@ -184,7 +184,9 @@ def _pretraining(pre: dict) -> dict:
     rows = [r for r in _rows(pre["metrics"]) if (_float(r.get("step")) or 0) <= pre["step"]]
     last = rows[-1] if rows else {}
     device = summary.get("device") or ("cuda" if pre["backend"] == "nanotron" else None)
-    return {"name": pre["name"], "kind": "pretraining checkpoint", "step": pre["step"],
+    init = pre["pretrain"].get("init_from")
+    return {"name": pre["name"], "step": pre["step"], "init_from": init,
+            "kind": f"continued pretraining of {init}" if init else "pretraining checkpoint",
             "backend": pre["backend"], "identity": pre["identity"],
             "marker": pre["marker"] if marker else None, "versions": marker.get("versions"),
             "tokens_trained": _float(last.get("consumed_tokens")),
@@ -210,13 +212,19 @@ def _stage(st: dict) -> dict:
             "job": summary.get("job")}
 
 
+def _runs(spec: dict) -> list[dict]:
+    """The pretraining runs of a release: the one its lineage ends in, then those it continues."""
+    return [spec["pretraining"], *spec["earlier"]]
+
+
 def _data(pre: dict, release: dict) -> list[dict]:
     out = []
+    stage = "continued pretraining" if pre["pretrain"].get("init_from") else "pretraining"
     for d in pre["data"]:
         stats = _json(d["stats"]) or {}
         extra = release["data"].get(d["source"], {})
         hub = d["hub"] or {}
-        out.append({"name": d["source"], "stage": "pretraining", "weight": d["weight"],
+        out.append({"name": d["source"], "stage": stage, "run": pre["name"], "weight": d["weight"],
                     "hub_id": hub.get("repo_id"), "revision": hub.get("revision"),
                     "files": hub.get("allow_patterns"), "local_path": d["path"],
                     "documents": stats.get("documents"), "tokens": stats.get("tokens"),
@@ -251,8 +259,8 @@ def _chat_data(stages: list[dict], release: dict) -> list[dict]:
 def _inputs(spec: dict) -> dict:
     """sha256 of every input the release read (tokenize stats, chat data, markers, summaries,
     eval JSONs, qualitative scores)."""
-    files = [d["stats"] for d in spec["pretraining"]["data"]]
-    files += [spec["pretraining"]["marker"], spec["pretraining"]["summary"]]
+    files = [d["stats"] for pre in _runs(spec) for d in pre["data"]]
+    files += [f for pre in _runs(spec) for f in (pre["marker"], pre["summary"])]
     for st in spec["stages"]:
         files += [d["path"] for d in st["datasets"]] + [st["summary"], st["meta"]]
     files += [e["file"] for e in spec["evals"]] + spec["qualitative"]["scores"]
@@ -270,7 +278,7 @@ def provenance(spec: dict, code_dir: Path) -> dict:
     checksums: :func:`build` adds them once the folder is complete)."""
     from zflow.io import versions
 
-    pre = _pretraining(spec["pretraining"])
+    pre = [_pretraining(p) for p in _runs(spec)]
     stages = [_stage(st) for st in spec["stages"]]
     ev = [{"file": e["file"], **{k: r.get(k) for k in ("identity", "keyed_on", "versions",
                                                         "seconds")},
@@ -280,12 +288,15 @@ def provenance(spec: dict, code_dir: Path) -> dict:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "code": git_revision(code_dir), "config_hash": spec["config_hash"],
             "config_file": paths.RELEASE_CONFIG, "config": spec["config"],
-            "lineage": [*reversed(stages), pre],
-            "data": _data(spec["pretraining"], spec["release"]),
+            "lineage": [*reversed(stages), *pre],
+            "data": [d for p in _runs(spec) for d in _data(p, spec["release"])],
             "chat_data": _chat_data(spec["stages"], spec["release"]),
             "tokenizer": spec["pretraining"]["tokenizer"],
             "pretraining_settings": {"model": spec["pretraining"]["model"],
                                      "pretrain": spec["pretraining"]["pretrain"]},
+            "earlier_pretraining_settings": [{"name": p["name"], "model": p["model"],
+                                              "pretrain": p["pretrain"]}
+                                             for p in spec["earlier"]],
             "evals": ev,
             "release_job": {"host": socket.gethostname(),
                             "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
@@ -402,19 +413,21 @@ def card(spec: dict, prov: dict, arch: dict, gen: dict):
             total[s["compute"]["unit"]] = total.get(s["compute"]["unit"], 0) + s["compute"]["hours"]
     lines += ["", "Compute used: " + (", ".join(f"{_fmt(v)} {k}" for k, v in total.items())
                                        or "not recorded") + ".", ""]
-    pre = prov["pretraining_settings"]["pretrain"]
-    lines += ["### Pretraining hyper-parameters", "",
-              _table(["setting", "value"], [[k, json.dumps(v) if isinstance(v, (dict, list))
-                                             else v] for k, v in pre.items()]), ""]
+    for title, pre in [("", prov["pretraining_settings"]["pretrain"]),
+                       *((f" ({e['name']})", e["pretrain"])
+                         for e in prov["earlier_pretraining_settings"])]:
+        lines += [f"### Pretraining hyper-parameters{title}", "",
+                  _table(["setting", "value"], [[k, json.dumps(v) if isinstance(v, (dict, list))
+                                                 else v] for k, v in pre.items()]), ""]
     for s in prov["lineage"]:
         if s.get("settings"):
             lines += [f"### {s['name']} ({s['method']}) hyper-parameters", "",
                       _table(["setting", "value"], [[k, v] for k, v in s["settings"].items()
                                                     if not isinstance(v, (dict, list))]), ""]
     lines += ["## Training data", "", "Pretraining mixture (tokens from the tokenize stats):", "",
-              _table(["source", "weight", "hub id / path", "documents", "tokens"],
-                     [[d["name"], d["weight"], d["hub_id"] or d["local_path"], d["documents"],
-                       d["tokens"]] for d in prov["data"]]), ""]
+              _table(["source", "run", "weight", "hub id / path", "documents", "tokens"],
+                     [[d["name"], d["run"], d["weight"], d["hub_id"] or d["local_path"],
+                       d["documents"], d["tokens"]] for d in prov["data"]]), ""]
     if prov["chat_data"]:
         lines += ["Post-training data:", "",
                   _table(["dataset", "stages", "format", "hub id / path", "rows"],
@@ -477,10 +490,11 @@ def missing_fields(spec: dict) -> list[str]:
     miss = [f"release.{model}.{k}" for k in PROVIDER_FIELDS if not _get(rc, k)]
     if not rc["language"]:
         miss.append(f"release.{model}.language")
-    for d in spec["pretraining"]["data"]:
+    for d in (d for pre in _runs(spec) for d in pre["data"]):
         for k in ("language", "period"):
-            if not rc["data"].get(d["source"], {}).get(k):
-                miss.append(f"release.{model}.data.{d['source']}.{k}")
+            key = f"release.{model}.data.{d['source']}.{k}"
+            if not rc["data"].get(d["source"], {}).get(k) and key not in miss:
+                miss.append(key)
     for st in spec["stages"]:
         for d in st["datasets"]:
             key = f"release.{model}.data.{d['name']}.language"
@@ -493,22 +507,26 @@ def content_summary(spec: dict, prov: dict, arch: dict) -> tuple[dict, str]:
     """The AI Office template's three sections, as data and as Markdown."""
     rc, model = spec["release"], spec["model"]
     miss = missing_fields(spec)
-    pre = prov["lineage"][-1]
+    runs = [s for s in prov["lineage"] if s.get("method") is None]  # the pretraining runs
     tok = prov["tokenizer"]
-    tokens = sum(d["tokens"] or 0 for d in prov["data"])
+    tokens = sum({d["name"]: d["tokens"] or 0 for d in prov["data"]}.values())
+    seen = [s["tokens_trained"] for s in runs]
     general = {"provider": rc["provider"]["name"], "contact": rc["provider"]["contact"],
                "model": model, "repo_id": rc["repo_id"], "version": prov["config_hash"],
                "placement_date": rc["provider"]["placement_date"], "license": rc["license"],
                "modalities": {"input": "text", "output": "text"},
                "languages": rc["language"], "parameters": arch["parameters"],
-               "training_tokens_available": tokens, "training_tokens_seen": pre["tokens_trained"]}
+               "training_tokens_available": tokens,
+               "training_tokens_seen": None if None in seen else sum(seen)}
     processing = [
         {"step": "tokenization",
          "detail": f"tokenizer `{tok['name']}` ({tok['ref']}); documents tokenized with datatrove "
                    "into shards, an end-of-sequence token after each document"},
-        {"step": "mixture",
-         "detail": "pretraining windows drawn by weight: "
-                   + ", ".join(f"{d['name']} {d['weight']}" for d in prov["data"])},
+        *({"step": "mixture",
+           "detail": f"{'continued pretraining' if s['init_from'] else 'pretraining'} "
+                     f"({s['name']}) windows drawn by weight: "
+                     + ", ".join(f"{d['name']} {d['weight']}" for d in prov["data"]
+                                 if d["run"] == s["name"])} for s in reversed(runs)),
         {"step": "filtering",
          "detail": "none by this workflow (the sources are used as published)"},
         {"step": "deduplication", "detail": "none by this workflow"},
