@@ -7,6 +7,7 @@ sections and the files on disk. Every message names the config key (and the file
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -194,11 +195,9 @@ def _check_stages(config: dict, lang: str) -> list[str]:
 # What a continued pretraining may change of the architecture it starts from (a longer context
 # with a new RoPE base); init_std only initialises, and the run does not initialise
 ARCH_MAY_CHANGE = ("rope_theta", "max_position_embeddings", "init_std", "initializer_range")
-# HF config.json names of the architecture fields compared with a local baseline's config
-HF_ARCH = {"hidden_size": "hidden_size", "intermediate_size": "intermediate_size",
-           "num_hidden_layers": "num_hidden_layers", "num_attention_heads": "num_attention_heads",
-           "num_key_value_heads": "num_key_value_heads", "vocab_size": "vocab_size",
-           "tie_word_embeddings": "tie_word_embeddings"}
+# the architecture fields compared with a local baseline's config.json (the same names there)
+HF_ARCH = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+           "num_key_value_heads", "vocab_size", "tie_word_embeddings")
 
 
 def init_language(config: dict, name: str) -> str | None:
@@ -247,12 +246,10 @@ def _check_init(config: dict, lang: str, base: Path, check_files: bool) -> list[
     path = base / config["baselines"][name]["model"]
     if not (check_files and (path / "config.json").is_file()):
         return []  # a hub id: compared by the job, before it trains
-    import json
-
     hf = json.loads((path / "config.json").read_text())
-    return [f"{key}: '{name}' ({path / 'config.json'}) has {h} = {hf.get(h)} but this run's "
-            f"model.{k} is {lc['model'][k]}" for k, h in HF_ARCH.items()
-            if h in hf and hf[h] != lc["model"][k]]
+    return [f"{key}: '{name}' ({path / 'config.json'}) has {k} = {hf[k]} but this run's "
+            f"model.{k} is {lc['model'][k]}" for k in HF_ARCH
+            if k in hf and hf[k] != lc["model"][k]]
 
 
 CHECKPOINT_MODEL = re.compile(r"([a-z]{2,3})-step(\d+)")
