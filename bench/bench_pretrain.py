@@ -25,7 +25,6 @@ One command on the GPU machine: `python bench/bench_pretrain.py --compare`.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -40,6 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "bench"))
 PRETRAIN = REPO / "workflow" / "scripts" / "pretrain.py"
+
+from zflow import metrics  # noqa: E402
 
 SEED_MODEL = {"hidden_size": 960, "intermediate_size": 2560, "num_hidden_layers": 32,
               "num_attention_heads": 15, "num_key_value_heads": 5, "vocab_size": 128256,
@@ -131,9 +132,7 @@ def run_pretrain(tmp: Path, model: dict, pre: dict, hf: dict, data: Path, tokeni
     if out.returncode:
         raise SystemExit(f"pretrain.py failed ({out.returncode}):\n{log[-4000:]}")
     print("\n".join(x for x in log.splitlines() if x.startswith("feature ")), flush=True)
-    with open(tmp / "m.csv") as f:
-        rows = list(csv.DictReader(f))
-    return rows, json.loads((tmp / "s.json").read_text())
+    return metrics.read(tmp / "m.csv"), json.loads((tmp / "s.json").read_text())
 
 
 def measure(tmp: Path, name: str, args, model: dict, seq: int, tokenizer: str) -> dict:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from zflow import (accel, identity, launch, limits, metrics, nanotron, paths, runs, schedule,
                    tokenized)
+from zflow.config import ARCH_KEPT
 from zflow.io import atomic_dir, die, spec_cli, versions, write_json, write_text
 
 
@@ -61,22 +62,17 @@ def build_model(spec: dict, tokenizer):
     return LlamaForCausalLM(config)
 
 
-# What a continued pretraining keeps of the model it starts from (zflow.config checks the same
-# before any job; this checks a hub baseline's too, before training)
-KEPT = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-        "num_key_value_heads", "vocab_size", "tie_word_embeddings", "hidden_act")
-
-
 def continued(init: dict, config, tokenizer, lang: str | None):
     """Continued pretraining: the weights of the model ``init`` names, under this run's config
-    (its context length and RoPE base); the tokenizer must be the one it was trained with."""
+    (its context length and RoPE base); its architecture (zflow.config.ARCH_KEPT) and tokenizer
+    must be this run's (checked before loading: a hub model is not checked at config time)."""
     import torch
     from transformers import AutoConfig, AutoTokenizer, LlamaForCausalLM
 
     key = f"languages.{lang}.pretrain.init_from" if lang else "pretrain.init_from"
     parent = AutoConfig.from_pretrained(init["path"])
-    diff = [f"{k} = {getattr(parent, k, None)} (this run: {getattr(config, k)})" for k in KEPT
-            if getattr(parent, k, None) != getattr(config, k)]
+    diff = [f"{k} = {getattr(parent, k, None)} (this run: {getattr(config, k)})"
+            for k in ARCH_KEPT if getattr(parent, k, None) != getattr(config, k)]
     if diff:
         die(f"{key}: '{init['model']}' ({init['path']}) has another architecture: "
             + "; ".join(diff))
@@ -120,9 +116,9 @@ def progress_callback(run: Path, start_step: int, tokens_through, meta: dict, pr
                       until: int):
     """Logs in the metrics schema (every ``pretrain.hf.log_interval`` steps and the last; tokens/s
     over the steps since the previous row; ``tokens_through(step)``: the tokens trained on up to
-    ``step``, each data stage at its own sequence length); marks every saved state and exports those of the
-    checkpoint schedule (a state saved before a time limit is only resumed from); stops at
-    ``until`` (the end of a segment)."""
+    ``step``, each data stage at its own sequence length); marks every saved state and exports
+    those of the checkpoint schedule (a state saved before a time limit is only resumed from);
+    stops at ``until`` (the end of a segment)."""
     from transformers import TrainerCallback
 
     metrics_path = run / paths.STATE_METRICS

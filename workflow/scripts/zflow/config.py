@@ -195,9 +195,11 @@ def _check_stages(config: dict, lang: str) -> list[str]:
 # What a continued pretraining may change of the architecture it starts from (a longer context
 # with a new RoPE base); init_std only initialises, and the run does not initialise
 ARCH_MAY_CHANGE = ("rope_theta", "max_position_embeddings", "init_std", "initializer_range")
-# the architecture fields compared with a local baseline's config.json (the same names there)
-HF_ARCH = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-           "num_key_value_heads", "vocab_size", "tie_word_embeddings")
+# What a continued pretraining keeps of a model given as an HF directory (config.json uses the
+# same names): compared with a local baseline's here, by the job (pretrain.continued) before it
+# trains for any model
+ARCH_KEPT = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+             "num_key_value_heads", "vocab_size", "tie_word_embeddings", "hidden_act")
 
 
 def init_language(config: dict, name: str) -> str | None:
@@ -248,7 +250,7 @@ def _check_init(config: dict, lang: str, base: Path, check_files: bool) -> list[
         return []  # a hub id: compared by the job, before it trains
     hf = json.loads((path / "config.json").read_text())
     return [f"{key}: '{name}' ({path / 'config.json'}) has {k} = {hf[k]} but this run's "
-            f"model.{k} is {lc['model'][k]}" for k in HF_ARCH
+            f"model.{k} is {lc['model'][k]}" for k in ARCH_KEPT
             if k in hf and hf[k] != lc["model"][k]]
 
 

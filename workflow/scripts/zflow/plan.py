@@ -928,16 +928,16 @@ class Plan:
                  for s in st.get("data") or {}]
         srcs = list(dict.fromkeys(used + tok.get("train", {}).get("sources", [])))
         chat = list(dict.fromkeys(d for pc in post.values() for d in pc["data"]))
-        init = [x["pretrain"]["init_from"] for x in langs.values()]
+        starts = {b: self.config["baselines"][b] for b in
+                  (x["pretrain"]["init_from"] for x in langs.values())
+                  if b in self.config["baselines"]}  # baselines its pretraining starts from
         cfg = {"offline": self.config["offline"],
                "sources": {s: self.config["sources"][s] for s in srcs},
                "tokenizers": {lc["tokenizer"]: tok},
                "tasks": {t: self.config["tasks"][t] for t in
                          sorted({t for x in langs.values() for t in x["eval"]["tasks"]})},
                "eval": self.config["eval"], "languages": langs,
-               **({"baselines": {b: self.config["baselines"][b] for b in init
-                                 if b in self.config["baselines"]}}
-                  if any(b in self.config["baselines"] for b in init) else {}),
+               **({"baselines": starts} if starts else {}),
                "chat_data": {d: self.config["chat_data"][d] for d in chat}, "posttrain": post,
                "release": {name: {**{k: v for k, v in self.config["release"][name].items()
                                      if k not in self.UPLOAD_KEYS}, "evals": tasks}}}

@@ -212,6 +212,11 @@ def _stage(st: dict) -> dict:
             "job": summary.get("job")}
 
 
+def _phase(init_from: str | None) -> str:
+    """What a pretraining run was: one from scratch, or one continuing another model."""
+    return "continued pretraining" if init_from else "pretraining"
+
+
 def _runs(spec: dict) -> list[dict]:
     """The pretraining runs of a release: the one its lineage ends in, then those it continues."""
     return [spec["pretraining"], *spec["earlier"]]
@@ -219,7 +224,7 @@ def _runs(spec: dict) -> list[dict]:
 
 def _data(pre: dict, release: dict) -> list[dict]:
     out = []
-    stage = "continued pretraining" if pre["pretrain"].get("init_from") else "pretraining"
+    stage = _phase(pre["pretrain"].get("init_from"))
     for d in pre["data"]:
         stats = _json(d["stats"]) or {}
         extra = release["data"].get(d["source"], {})
@@ -523,8 +528,7 @@ def content_summary(spec: dict, prov: dict, arch: dict) -> tuple[dict, str]:
          "detail": f"tokenizer `{tok['name']}` ({tok['ref']}); documents tokenized with datatrove "
                    "into shards, an end-of-sequence token after each document"},
         *({"step": "mixture",
-           "detail": f"{'continued pretraining' if s['init_from'] else 'pretraining'} "
-                     f"({s['name']}) windows drawn by weight: "
+           "detail": f"{_phase(s['init_from'])} ({s['name']}) windows drawn by weight: "
                      + ", ".join(f"{d['name']} {d['weight']}" for d in prov["data"]
                                  if d["run"] == s["name"])} for s in reversed(runs)),
         {"step": "filtering",
