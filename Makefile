@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM := false
 TARGET ?= all
 CONFIG ?= config/config.yaml
 
-.PHONY: demo test venv lint fmt dag status plan bench run nanotron-env report
+.PHONY: demo test smoke venv lint fmt dag status plan bench run nanotron-env report
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -36,8 +36,18 @@ demo: venv
 	echo "  evals:   results/evals/<model>/<task>.json" && \
 	echo "  post-trained models: $$(ls -d results/posttrain/*/model 2>/dev/null | tr '\n' ' ')"
 
+# The production config's own DAG (config/zagreus.yaml, target all_ita) end to end on this CPU,
+# shrunk by config/smoke.yaml, with local stand-ins of the same shape for what lives on a hub
+# (zflow/smoke/): see docs/smoke.md for what it proves and what it does not. In SMOKE_DIR
+# (default .smoke/; a second run resumes); tests/test_smoke.py reads its results.
+SMOKE_DIR ?= .smoke
+smoke: venv
+	@start=$$(date +%s); $(PY) -m zflow.smoke.run --dir $(SMOKE_DIR) && \
+	echo "smoke finished in $$(( $$(date +%s) - start )) s: $(SMOKE_DIR)/smoke.json"
+
 test: venv
-	$(PY) -m pytest -q -rs tests
+	$(MAKE) smoke
+	ZFLOW_SMOKE_DIR=$(abspath $(SMOKE_DIR)) $(PY) -m pytest -q -rs tests
 
 # Any target with any profile: `make run TARGET=all_ita PROFILE=slurm`. PROFILE: local, gpu or
 # slurm (the links at the repository root to profiles/) or a profile directory. --configfile

@@ -36,6 +36,14 @@ for _lang in LANGS:
             lambda w, lang=_lang: PLAN.evals_on_disk(lang),
 
 
+# The qualitative benchmark alone: its answers, scores and report (the config's `qualitative`).
+if PLAN.qualitative_files():
+
+    rule qualitative:
+        input:
+            PLAN.qualitative_files(),
+
+
 # `release_<model>` / `upload_<model>` for each model of the config's `release` section
 for _model in PLAN.release_models():
 

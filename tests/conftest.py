@@ -58,6 +58,32 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+# Stand-ins for the task folders a config asks the user to supply (a task's include_path, for a
+# task lm-eval does not ship): the embedded task of the same shape, its task renamed.
+STANDIN_TASKS = {"ifeval-ita": "mini_ifeval_it"}
+
+
+def supply_task_folders(workdir: Path, configfile: str = "config/zagreus.yaml") -> list[Path]:
+    """In a copy of the workflow, a stand-in for every task folder ``configfile`` names that is
+    not there (``tasks.<key>.include_path``; config/zagreus.yaml's tasks/ifeval-ita, which a user
+    copies from the fork): a copy of the embedded task STANDIN_TASKS[lm_eval_task] with its
+    ``task:`` renamed to the configured lm_eval_task. Returns the folders made."""
+    cfg = yaml.safe_load((workdir / configfile).read_text())
+    made = []
+    for key, task in cfg.get("tasks", {}).items():
+        inc, name = task.get("include_path"), task["lm_eval_task"]
+        if not inc or (workdir / inc).exists():
+            continue
+        if name not in STANDIN_TASKS:
+            raise KeyError(f"{configfile}: no stand-in for tasks.{key} ({name} in {inc})")
+        src = REPO / "resources" / "eval_tasks" / STANDIN_TASKS[name]
+        shutil.copytree(src, workdir / inc, ignore=shutil.ignore_patterns("__pycache__"))
+        y = workdir / inc / f"{src.name}.yaml"
+        y.write_text(re.sub(r"^task: .*$", f"task: {name}", y.read_text(), count=1, flags=re.M))
+        made.append(workdir / inc)
+    return made
+
+
 def snakemake(workdir: Path, *args, check=True, timeout=1800, extra_env=None):
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir),
            "--snakefile", str(workdir / "Snakefile"), *args]

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import copy
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import copy_workflow, load_config, snakemake, write_config
+import yaml
+from conftest import REPO, copy_workflow, load_config, snakemake, supply_task_folders, write_config
+
+from zflow.plan import Plan
+from zflow.schema import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +112,102 @@ def test_checkpoint_not_saved(wf):
     bad["languages"]["ita"]["eval"]["checkpoints"] = [175]
     out = dry_run_error(wd, bad)
     assert "languages.ita.eval.checkpoints" in out and "175" in out
+
+
+# ------------------------------------------------------------ task folders the user supplies
+
+
+@pytest.fixture(scope="module")
+def prod_wf(tmp_path_factory):
+    """A copy of the workflow for config/zagreus.yaml, without its tasks/ folder (each test below
+    sets up what it needs there)."""
+    return copy_workflow(tmp_path_factory.mktemp("prod-cfg") / "wf")
+
+
+def prod_dry_run(wd):
+    return snakemake(wd, "--dry-run", "all_ita", "--configfile", "config/zagreus.yaml",
+                     check=False, timeout=300)
+
+
+def ifeval_lines(wd, out: str) -> list[str]:
+    """The error lines about tasks.ifeval_it (Snakemake may print the message more than once)."""
+    return sorted({ln.strip() for ln in out.splitlines() if "tasks.ifeval_it." in ln})
+
+
+def test_production_ifeval_ita_folder_missing(prod_wf):
+    """config/zagreus.yaml reads the fork's ifeval-ita from tasks/ifeval-ita: without it, one
+    error naming both keys, the folder and what to copy there; no job, no stand-in."""
+    wd = prod_wf
+    shutil.rmtree(wd / "tasks", ignore_errors=True)
+    p = prod_dry_run(wd)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and not (wd / "results").exists(), out[-3000:]
+    lines = ifeval_lines(wd, out)
+    assert len(lines) == 1, lines
+    for part in ("tasks.ifeval_it.include_path: folder 'tasks/ifeval-ita' does not exist",
+                 f"({wd / 'tasks/ifeval-ita'})", "tasks.ifeval_it.lm_eval_task 'ifeval-ita'",
+                 "lm_eval/tasks/ifeval-ita", "https://github.com/mii-llm/lm-evaluation-harness",
+                 "`task: ifeval-ita`"):
+        assert part in lines[0], (part, lines[0])
+    assert "mini_ifeval_it" not in out
+
+
+def test_production_ifeval_ita_folder_without_the_task(prod_wf):
+    """A folder that holds other tasks (here the embedded stand-in, not renamed)."""
+    wd = prod_wf
+    shutil.rmtree(wd / "tasks", ignore_errors=True)
+    shutil.copytree(REPO / "resources/eval_tasks/mini_ifeval_it", wd / "tasks/ifeval-ita")
+    p = prod_dry_run(wd)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and not (wd / "results").exists(), out[-3000:]
+    lines = ifeval_lines(wd, out)
+    assert len(lines) == 1, lines
+    for part in ("tasks.ifeval_it.lm_eval_task: no YAML under 'tasks/ifeval-ita' "
+                 "(tasks.ifeval_it.include_path) defines task or group 'ifeval-ita'",
+                 "its YAMLs define mini_ifeval_it", "lm_eval/tasks/ifeval-ita"):
+        assert part in lines[0], (part, lines[0])
+
+
+def test_production_ifeval_ita_folder_supplied(prod_wf):
+    wd = prod_wf
+    shutil.rmtree(wd / "tasks", ignore_errors=True)
+    assert supply_task_folders(wd) == [wd / "tasks/ifeval-ita"]
+    p = prod_dry_run(wd)
+    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+    assert "task=ifeval_it" in p.stdout
+
+
+def test_task_folder_checks_of_any_task(tmp_path):
+    """The same check for a task of the user's own (the validator, without Snakemake): a YAML
+    at any depth is found, a group too; a file, a missing folder, a folder without the task
+    each give one error with the generic advice."""
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+    def check(folder, name="my_task"):
+        c = copy.deepcopy(cfg)
+        c["tasks"]["arc_it"].update(include_path=str(folder), lm_eval_task=name)
+        try:
+            Plan(c, base=REPO)
+        except ConfigError as e:
+            return [ln for ln in str(e).splitlines() if "tasks.arc_it." in ln]
+        return []
+
+    deep = tmp_path / "mine" / "a" / "b"
+    deep.mkdir(parents=True)
+    (deep / "t.yaml").write_text("task: my_task\ndataset_path: json\n")
+    (deep / "g.yaml").write_text("group: my_group\ntask: [my_task]\n")
+    assert check(tmp_path / "mine") == [] and check(tmp_path / "mine", "my_group") == []
+    [err] = check(tmp_path / "mine", "other")
+    assert err.endswith("tasks.arc_it.lm_eval_task: no YAML under "
+                        f"'{tmp_path / 'mine'}' (tasks.arc_it.include_path) defines task or group "
+                        "'other' (its YAMLs define my_group, my_task): copy the lm-eval YAML "
+                        "defining 'other' with the files it reads there, or point "
+                        "tasks.arc_it.include_path at a folder where some YAML, at any depth, "
+                        "defines `task: other` or `group: other`"), err
+    [err] = check(tmp_path / "nowhere")
+    assert f"tasks.arc_it.include_path: folder '{tmp_path / 'nowhere'}' does not exist" in err
+    [err] = check(deep / "t.yaml")
+    assert "tasks.arc_it.include_path:" in err and "is a file, not a folder" in err
+    (tmp_path / "empty").mkdir()
+    [err] = check(tmp_path / "empty")
+    assert "(it holds no task YAML)" in err

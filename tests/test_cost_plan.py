@@ -11,7 +11,7 @@ import time
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, env, nanotron_step_files, snakemake
+from conftest import REPO, copy_workflow, env, nanotron_step_files, snakemake, supply_task_folders
 from test_production_dag import jobs as dry_run_jobs
 from zflow import cost, identity, paths, schedule, schema
 from zflow.cost import Job
@@ -147,7 +147,9 @@ def test_figures_name_their_source():
 
 @pytest.fixture(scope="module")
 def wd(tmp_path_factory):
-    return copy_workflow(tmp_path_factory.mktemp("cost") / "wf")
+    wd = copy_workflow(tmp_path_factory.mktemp("cost") / "wf")
+    supply_task_folders(wd)  # the fork's ifeval-ita, which a user copies to tasks/ifeval-ita
+    return wd
 
 
 def cost_plan(wd, *args):

@@ -176,3 +176,22 @@ def test_key_list_mirrors_the_pinned_nanotron():
     assert nanotron.unknown_keys(cfg) == ["model.init_method.sdt",
                                           "model.model_config.attention_bais",
                                           "data_stages[0].sequence_length"]
+
+
+def test_a_local_tokenizer_folder_and_its_tokenizer_json_are_the_same_tokenizer(tmp_path,
+                                                                               monkeypatch):
+    # tokenize jobs hand datatrove <folder>/tokenizer.json (absolute); the nanotron YAML names
+    # the folder as the config does (relative to the working directory): found by the smoke run
+    from zflow.nanotron import same_tokenizer
+
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "tokenizer.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    assert same_tokenizer(str(tok / "tokenizer.json"), "tok")
+    assert same_tokenizer("meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-1B")
+    assert not same_tokenizer(str(tok / "tokenizer.json"), "meta-llama/Llama-3.2-1B")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tokenizer.json").write_text("{}")
+    assert not same_tokenizer(str(tok / "tokenizer.json"), "other")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, _shim_dir, copy_workflow, env
+from conftest import REPO, _shim_dir, copy_workflow, env, supply_task_folders
 from zflow import paths as P
 
 PROFILES = ("slurm", "local", "gpu")
@@ -37,6 +37,7 @@ def run_in(cwd: Path, *args, timeout=300):
 
 def test_slurm_profile_by_name(tmp_path):
     wd = copy_workflow(tmp_path / "wf")
+    supply_task_folders(wd)  # the profile's config/zagreus.yaml reads tasks/ifeval-ita
     p = run_in(wd, "--profile", "slurm", "all_ita", "--dry-run")
     out = p.stdout + p.stderr
     assert p.returncode == 0, out[-4000:]

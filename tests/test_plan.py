@@ -222,7 +222,7 @@ def test_group_tasks_are_accepted_by_the_config_check(tmp_path):
         ["group_it/mini_group_it_animali", "group_it/mini_group_it_animali", "acc"]
     assert "results/evals/nesso-instruct/group_it.json" in plan.compare_evals("ita")
     cfg["tasks"]["group_it"]["lm_eval_task"] = "no_such_group"
-    with pytest.raises(ConfigError, match="no task or group 'no_such_group'"):
+    with pytest.raises(ConfigError, match="defines task or group 'no_such_group'"):
         Plan(cfg, base=REPO)
 
 

@@ -160,3 +160,152 @@ def test_english_multiple_choice_tasks():
         assert set(r) == {"id", "instruction", "option_a", "option_b", "option_c", "option_d", "answer"}
         assert r["answer"] in "ABCD"
     assert "\\nAnswer:\"" in (TASKS / "mini_mmlu_en" / "mini_mmlu_en.yaml").read_text()
+
+
+# --- preference formats (TRL's dataset-formats guide) and GRPO prompt files ------------------------
+
+def _u(text):
+    return {"role": "user", "content": text}
+
+
+def _a(text):
+    return {"role": "assistant", "content": text}
+
+
+Q, YES, NO = "What color is the sky?", "Blue.", "Green."
+SYSTEM = {"role": "system", "content": "Be brief."}
+EXPECTED = {"prompt": [_u(Q)], "chosen": [_a(YES)], "rejected": [_a(NO)]}
+DOLCI_EXTRA = {"prompt_id": "p0", "preference_type": "delta", "chosen_model": "m1",
+               "rejected_model": "m2"}
+PREFERENCE_FORMATS = {
+    "standard explicit": ({"prompt": Q, "chosen": YES, "rejected": NO}, EXPECTED),
+    "standard implicit prompt": ({"chosen": f"{Q} {YES}", "rejected": f"{Q} {NO}"}, EXPECTED),
+    "conversational explicit": ({"prompt": [_u(Q)], "chosen": [_a(YES)], "rejected": [_a(NO)]},
+                                EXPECTED),
+    "conversational implicit prompt (Dolci-Instruct-DPO)": (
+        {**DOLCI_EXTRA, "chosen": [_u(Q), _a(YES)], "rejected": [_u(Q), _a(NO)]}, EXPECTED),
+    "conversational implicit, a prompt string beside it": (
+        {"prompt": Q, "chosen": [_u(Q), _a(YES)], "rejected": [_u(Q), _a(NO)]}, EXPECTED),
+    "conversational explicit, the prompt repeated in both": (
+        {"prompt": [_u(Q)], "chosen": [_u(Q), _a(YES)], "rejected": [_u(Q), _a(NO)]}, EXPECTED),
+    "conversational implicit, message lists as JSON strings": (
+        {"chosen": json.dumps([_u(Q), _a(YES)]), "rejected": json.dumps([_u(Q), _a(NO)])},
+        EXPECTED),
+    "conversational implicit, multi-turn with a system prompt": (
+        {"chosen": [SYSTEM, _u("Hi"), _a("Hello!"), _u(Q), _a(YES)],
+         "rejected": [SYSTEM, _u("Hi"), _a("Hello!"), _u(Q), _a(NO)]},
+        {"prompt": [SYSTEM, _u("Hi"), _a("Hello!"), _u(Q)], "chosen": [_a(YES)],
+         "rejected": [_a(NO)]}),
+}
+
+
+@pytest.mark.parametrize("name", PREFERENCE_FORMATS)
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet"])
+def test_every_trl_preference_format_is_accepted_and_normalised(tmp_path, name, suffix):
+    from zflow import chat
+
+    row, expected = PREFERENCE_FORMATS[name]
+    f = tmp_path / f"prefs{suffix}"
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist([row, row]), f)
+    elif suffix == ".json":  # one JSON array
+        f.write_text(json.dumps([row, row], indent=2))
+    else:
+        f.write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")
+    for fmt in ("auto", "preference"):
+        assert chat.load(f, fmt, "dpo") == [expected, expected], (name, fmt)
+
+
+def test_dolci_rows_train_like_the_explicit_ones(tmp_path):
+    """The same preference in TRL's four formats gives the same rows for the DPO trainer."""
+    from zflow import chat
+
+    f = tmp_path / "mixed.jsonl"
+    f.write_text("".join(json.dumps(PREFERENCE_FORMATS[n][0]) + "\n" for n in (
+        "standard explicit", "standard implicit prompt", "conversational explicit",
+        "conversational implicit prompt (Dolci-Instruct-DPO)")))
+    rows = chat.load(f, "auto", "dpo")
+    assert rows == [EXPECTED] * 4 and all(set(r) == {"prompt", "chosen", "rejected"} for r in rows)
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"prompt": Q, "completion": YES, "label": True}, "an unpaired preference row"),
+    ({"prompt": Q, "chosen": YES, "rejected": YES}, "'chosen' and 'rejected' are identical"),
+    ({"chosen": [_u(Q), _a(YES)], "rejected": [_u(Q), _a(YES)]}, "are identical"),
+    ({"chosen": f"{Q} {YES}", "rejected": f"{Q} {YES}"}, "are identical"),
+    ({"chosen": [_u(Q), _a(YES)], "rejected": [_u("Other?"), _a(NO)]}, "no common prompt"),
+    ({"chosen": YES, "rejected": NO}, "no common prompt"),
+    ({"chosen": [_u(Q), _a(YES), _u("more?")], "rejected": [_u(Q), _a(NO)]},
+     "'chosen' does not end with a non-empty assistant turn"),
+    ({"prompt": [_u(Q)], "chosen": [_a(YES), _u("x")], "rejected": [_a(NO)]},
+     "'chosen' does not end with a non-empty assistant turn"),
+    ({"prompt": [_u(Q)], "chosen": [_a(YES)], "rejected": [_a("")]},
+     "'rejected' does not end with a non-empty assistant turn"),
+    ({"chosen": [_u(Q), _a(YES)], "rejected": [_u(Q), _a(YES), _u("?"), _a(NO)]},
+     "'chosen' has no answer after the common prompt"),
+    ({"chosen": [_u(Q), _a("A"), _u("x"), _a(YES)], "rejected": [_u(Q), _a("A"), _u("y"), _a(NO)]},
+     "differ at message 2 (chosen: user), before the assistant's answer"),
+    ({"chosen": [SYSTEM, _u(Q), _a(YES)], "rejected": [SYSTEM, _u("Other?"), _a(NO)]},
+     "differ at message 1"),
+    ({"prompt": [_u(Q), _a("A")], "chosen": [_a(YES)], "rejected": [_a(NO)]},
+     "the prompt ends with an assistant turn"),
+    ({"prompt": "", "chosen": YES, "rejected": NO}, "'prompt' is empty"),
+    ({"prompt": Q, "chosen": "", "rejected": NO}, "missing chosen"),
+    ({"prompt": Q, "chosen": YES, "rejected": "  "}, "missing rejected"),
+    ({"prompt": Q, "chosen": YES, "rejected": [_a(NO)]}, "not both texts or both message lists"),
+])
+def test_bad_preference_rows_are_refused_naming_file_and_row(tmp_path, row, message):
+    from zflow import chat
+
+    good = PREFERENCE_FORMATS["conversational implicit prompt (Dolci-Instruct-DPO)"][0]
+    f = tmp_path / "prefs.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in (good, good, row)))
+    for fmt in ("auto", "preference"):
+        with pytest.raises(chat.DataError) as e:
+            chat.load(f, fmt, "dpo")
+        assert str(e.value).startswith(f"{f} row 2: ") and message in str(e.value), str(e.value)
+
+
+DEEPSCALER = [{"problem": "Compute $1+1$.", "answer": "2", "solution": ""},
+              {"problem": "What is $\\frac{1}{2}+\\frac{1}{2}$?", "answer": "1",
+               "solution": "Add the halves: $1$."},
+              {"problem": "How many primes are below 10?", "answer": 4, "solution": ""}]
+
+
+def test_deepscaler_json_array_loads_as_grpo_prompts(tmp_path):
+    """agentica-org/DeepScaleR-Preview-Dataset's deepscaler.json: one JSON array (indented, a
+    byte-order mark too) of problem / answer / solution."""
+    from zflow import chat
+
+    d = tmp_path / "deepscaler"
+    d.mkdir()
+    f = d / "deepscaler.json"
+    f.write_text("\ufeff" + json.dumps(DEEPSCALER, indent=2), encoding="utf-8")
+    for path, fmt in ((f, "prompt"), (f, "auto"), (d, "prompt")):
+        rows = chat.load(path, fmt, "grpo")
+        assert [r["prompt"] for r in rows] == [[{"role": "user", "content": r["problem"]}]
+                                               for r in DEEPSCALER]
+        assert [r["answer"] for r in rows] == ["2", "1", "4"]
+        assert all(set(r) == {"prompt", *chat.PROMPT_COLUMNS} for r in rows)  # solution dropped
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"answer": "2", "solution": ""}, "no 'prompt' or 'problem'"),
+    ({"problem": "", "answer": "2", "solution": ""}, "no 'prompt' or 'problem'"),
+    ({"problem": "Compute 1+1.", "solution": "2"}, "nothing to verify"),
+    ({"problem": "Compute 1+1.", "answer": "", "solution": ""}, "'answer' is not a non-empty"),
+])
+def test_bad_deepscaler_rows_name_file_and_row(tmp_path, row, message):
+    from zflow import chat
+
+    f = tmp_path / "deepscaler.json"
+    f.write_text(json.dumps([DEEPSCALER[0], row, DEEPSCALER[1]], indent=2))
+    with pytest.raises(chat.DataError) as e:
+        chat.load(f, "prompt", "grpo")
+    assert str(e.value).startswith(f"{f} row 1: ") and message in str(e.value), str(e.value)
+    f.write_text(json.dumps(DEEPSCALER, indent=2)[:-3])  # a truncated array
+    with pytest.raises(chat.DataError, match="not valid JSON"):
+        chat.load(f, "prompt", "grpo")

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pytest
 import yaml
-from conftest import copy_workflow, snakemake
+from conftest import copy_workflow, snakemake, supply_task_folders
 
 
 def jobs(out: str) -> dict:
@@ -26,6 +26,7 @@ def jobs(out: str) -> dict:
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory):
     wd = copy_workflow(tmp_path_factory.mktemp("prod") / "wf")
+    supply_task_folders(wd)  # the fork's ifeval-ita, which a user copies to tasks/ifeval-ita
     cfg = yaml.safe_load((wd / "config/zagreus.yaml").read_text())
     return wd, cfg
 
@@ -147,6 +148,7 @@ def sbatch_calls(out: str) -> dict:
 def test_slurm_profile_sbatch_options(tmp_path):
     # starcoder downloaded (one shard and the download's manifest): its tokenize job is listed
     wd = copy_workflow(tmp_path / "wf")
+    supply_task_folders(wd)
     shard = wd / "data/hub/starcoderdata/python/python/000_00000.parquet"
     shard.parent.mkdir(parents=True)
     shutil.copy(wd / "data/embedded/starcoder/000_00000.parquet", shard)

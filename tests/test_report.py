@@ -133,7 +133,9 @@ def test_report_md_in_the_configured_order_with_provenance(demo_run):
             assert "Decoding: max_new_tokens=" in s and "transformers" in s
             continue
         assert "lm_eval --model hf --model_args pretrained=<model>" in s and "Versions: lm_eval" in s
-    assert "--tasks mini_evalita" in md and "--include_path resources/eval_tasks" in md
+    assert "--tasks mini_evalita" in md and '--include_path "$T"' in md
+    # the job's copy of the task folder, data paths made absolute (tests/test_eval_command.py)
+    assert 'python -m zflow.evals localize resources/eval_tasks "$T" && lm_eval' in md
 
     with open(wd / REPORTS / "evals.csv", newline="") as f:
         rows = list(csv.DictReader(f))

@@ -4,7 +4,12 @@ a generation check.
 SFT uses the project's ChatML template (resources/chat_templates/chatml.jinja: the seed's Axolotl
 template with tool calls and {% generation %} markers), so that with ``assistant_only_loss`` only
 assistant turns, their ``<|im_end|>`` included, carry loss (Axolotl: roles_to_train [assistant],
-train_on_eos turn). ``<|im_end|>`` is the eos and pad token. DPO trains on prompt/chosen/rejected
+train_on_eos turn). ``<|im_end|>`` is the eos and pad token. A base whose tokenizer lacks
+``<|im_start|>`` / ``<|im_end|>`` (Llama 3.2's, the production bases') gets them, for every method:
+added as special tokens, the embeddings (and an untied output head) grown by exactly those rows,
+each the mean of the old rows, the ChatML template set; the job log says so in one line and the
+summary records it (``added_tokens``: tokens, ids, vocab_before, vocab_after), and the saved model
+directory carries the new vocabulary, tokens and template. DPO trains on prompt/chosen/rejected
 message lists with the policy's own starting weights as the reference (ref_model=None). GRPO
 samples ``num_generations`` completions of each prompt row, scores them with the rewards of
 ``train.rewards`` (zflow.rewards) and logs them per step (zflow.grpo: reasoning system prompts,
@@ -31,6 +36,9 @@ from zflow import chat, identity, launch, limits, metrics, paths, runs
 from zflow.io import die, spec_cli, versions, write_json, write_text
 
 IM_END = "<|im_end|>"
+CHATML_TOKENS = ("<|im_start|>", IM_END)
+# the project's ChatML template: the default of posttrain.<name>.chat_template
+CHATML_TEMPLATE = Path(__file__).resolve().parents[2] / "resources" / "chat_templates" / "chatml.jinja"
 # Fixed prompts of the generation check: each must render and produce a non-empty answer.
 SMOKE = [
     [{"role": "user", "content": "Qual è la capitale d'Italia?"}],
@@ -184,24 +192,76 @@ def smoke_check(model_dir: Path, tools: bool, max_new_tokens: int = 24) -> list[
     return out
 
 
+def resize_embeddings(model, new_size: int, new_ids=None) -> None:
+    """Grow the model's embeddings to ``new_size`` rows (exactly: no padding to a multiple) and
+    set the rows of ``new_ids`` (default: the added rows) to the mean of the old rows: the input
+    embeddings and, when it is its own matrix (untied), the output head (its bias too, if any)."""
+    import torch
+
+    old = model.get_input_embeddings().weight.shape[0]
+    if new_size < old:
+        raise ValueError(f"cannot shrink the embeddings from {old} to {new_size} rows")
+    new_ids = list(range(old, new_size)) if new_ids is None else list(new_ids)
+    inp = model.get_input_embeddings().weight
+    means = [inp.detach()[:old].mean(dim=0)]
+    head = model.get_output_embeddings()
+    untied = head is not None and head.weight is not inp
+    if untied:
+        means.append(head.weight.detach()[:old].mean(dim=0))
+        bias = getattr(head, "bias", None)
+        bias_mean = bias.detach()[:old].mean() if bias is not None else None
+    if new_size != old:
+        model.resize_token_embeddings(new_size, mean_resizing=False)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[new_ids] = means[0]
+        if untied:
+            head = model.get_output_embeddings()
+            head.weight[new_ids] = means[1]
+            if bias_mean is not None:
+                head.bias[new_ids] = bias_mean
+
+
+def add_chat_tokens(model, tokenizer, base: str) -> dict | None:
+    """The ChatML tokens the base's tokenizer lacks (Llama 3.2's has neither), added as special
+    tokens with embedding rows (resize_embeddings: the mean of the old rows). Returns what was
+    added ({tokens, ids, vocab_before, vocab_after}; logged), None when the tokenizer has both.
+    The new ids follow the tokenizer's last one; where the embeddings already have spare rows
+    there (a padded vocabulary), those rows are set and the matrix keeps its size."""
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in CHATML_TOKENS if t not in vocab]
+    if not missing:
+        return None
+    before = model.get_input_embeddings().weight.shape[0]
+    tokenizer.add_special_tokens({"extra_special_tokens": missing}, replace_extra_special_tokens=False)
+    ids = tokenizer.convert_tokens_to_ids(missing)
+    after = max(before, len(tokenizer), max(ids) + 1)
+    resize_embeddings(model, after, ids)
+    if launch.world()[1]:  # rank 0: one line in the job's log
+        print(f"added ChatML tokens {', '.join(missing)} to the tokenizer of {base} (vocab "
+              f"{before} -> {after}); embeddings resized, new rows = mean of the old rows; "
+              f"eos/pad = {IM_END}", flush=True)
+    return {"tokens": missing, "ids": ids, "vocab_before": before, "vocab_after": after}
+
+
 def load_model(spec: dict, method: str):
-    """The base model and its tokenizer, with the ChatML template and <|im_end|> as eos/pad."""
+    """The base model and its tokenizer, with the ChatML template and <|im_end|> as eos/pad; the
+    ChatML tokens are added where the base lacks them (add_chat_tokens). Returns (model,
+    tokenizer, what was added or None)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(spec["base"])
-    if method == "sft" or spec["chat_template"]:
+    lacks = any(t not in tokenizer.get_vocab() for t in CHATML_TOKENS)
+    if spec.get("chat_template"):
         tokenizer.chat_template = Path(spec["chat_template"]).read_text()
-    if not tokenizer.chat_template:
-        die(f"base model {spec['base']} has no chat template and none is configured "
-            f"(posttrain.{spec['name']}.chat_template)")
-    if IM_END not in tokenizer.get_vocab():
-        die(f"tokenizer of {spec['base']} has no {IM_END} token: the ChatML template needs it")
-    tokenizer.eos_token = tokenizer.pad_token = IM_END
+    elif method == "sft" or lacks or not tokenizer.chat_template:
+        tokenizer.chat_template = CHATML_TEMPLATE.read_text()  # the project's ChatML
     model = AutoModelForCausalLM.from_pretrained(spec["base"], dtype=torch.float32)
+    added = add_chat_tokens(model, tokenizer, spec["base"])
+    tokenizer.eos_token = tokenizer.pad_token = IM_END
     for cfg in (model.config, model.generation_config):
         cfg.eos_token_id, cfg.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
-    return model, tokenizer
+    return model, tokenizer, added
 
 
 def log_callback(metrics_path: Path):
@@ -232,20 +292,38 @@ def log_callback(metrics_path: Path):
     return Log()
 
 
-def make_trainer(spec: dict, model, tokenizer, kwargs: dict, train_ds, val_ds, callbacks):
+def make_trainer(spec: dict, model, tokenizer, kwargs: dict, train_ds, val_ds, callbacks,
+                 added: dict | None = None):
+    """The method's TRL trainer. TRL builds a reference model (DPO; GRPO with beta > 0) by loading
+    the base again from its path: where ChatML tokens were added (``added``), that copy lacks
+    their rows, so the reference is the resized starting model instead (DPO: a copy passed as
+    ``ref_model``; GRPO: the loaded reference resized the same way, rows = the same means)."""
     method = spec["method"]
     if method == "grpo":
         from zflow import grpo
 
-        return grpo.make_trainer(model, tokenizer, spec["train"], kwargs, train_ds, val_ds, callbacks)
+        needs_ref = added and spec["train"].get("beta", 0.0) != 0.0
+        if needs_ref and spec["train"].get("fsdp"):
+            die(f"posttrain.{spec['name']}: GRPO with a KL term (train.beta > 0) under FSDP cannot "
+                f"start from {spec['base']}, whose tokenizer lacks the ChatML tokens (added here: "
+                f"the reference model TRL loads would lack them); post-train it with SFT first, "
+                f"or set train.beta: 0")
+        trainer = grpo.make_trainer(model, tokenizer, spec["train"], kwargs, train_ds, val_ds,
+                                    callbacks)
+        if needs_ref and trainer.ref_model is not None:
+            resize_embeddings(trainer.ref_model, added["vocab_after"], added["ids"])
+        return trainer
     if method == "sft":
         from trl import SFTConfig, SFTTrainer
 
         return SFTTrainer(model=model, args=SFTConfig(**kwargs), train_dataset=train_ds,
                           eval_dataset=val_ds, processing_class=tokenizer, callbacks=callbacks)
+    import copy
+
     from trl import DPOConfig, DPOTrainer
 
-    return DPOTrainer(model=model, ref_model=None, args=DPOConfig(**kwargs),
+    ref = copy.deepcopy(model).eval() if added else None
+    return DPOTrainer(model=model, ref_model=ref, args=DPOConfig(**kwargs),
                       train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
                       callbacks=callbacks)
 
@@ -270,7 +348,8 @@ def prepare_rows(spec: dict, rows: list[dict], tokenizer) -> tuple[list, list, i
 
 
 def finish(spec: dict, trainer, tokenizer, result, resume, info: dict) -> None:
-    """Save the model under model.tmp, check it generates, rename it, write the summary."""
+    """Save the model under model.tmp, check it generates, rename it, write the summary (with
+    ``added_tokens``: the ChatML tokens added to the base's tokenizer, or null)."""
     run, final = Path(spec["run_dir"]), Path(spec["model_dir"])
     tmp = final.with_name(final.name + ".tmp")
     trainer.save_model(str(tmp))  # every rank takes part under FSDP
@@ -278,7 +357,8 @@ def finish(spec: dict, trainer, tokenizer, result, resume, info: dict) -> None:
         return
     limits.end_attempt(run, result.global_step)
     tokenizer.save_pretrained(tmp)
-    write_json(tmp / paths.POSTTRAIN_META, {"spec": spec, "versions": versions()})
+    write_json(tmp / paths.POSTTRAIN_META, {"spec": spec, "added_tokens": info.get("added_tokens"),
+                                            "versions": versions()})
     answers = smoke_check(tmp, tools=spec["variant"] == "agentic")
     if final.exists():
         shutil.rmtree(final)
@@ -319,7 +399,7 @@ def main(argv=None):
     resume = runs.resume_state(run, fp, (paths.STATE, Path(spec["model_dir"]).name), keyed_on,
                                metrics.POSTTRAIN, cuda)
     print(f"resuming from {resume}" if resume else "starting from the base model", flush=True)
-    model, tokenizer = load_model(spec, method)
+    model, tokenizer, added = load_model(spec, method)
     train_rows, val_rows, dropped = prepare_rows(spec, rows, tokenizer)
     kwargs = training_kwargs(spec["train"], method, cuda, bool(val_rows), run / paths.STATE,
                              spec.get("tracking"))
@@ -327,14 +407,16 @@ def main(argv=None):
                            launch.world()[1])
     trainer = make_trainer(spec, model, tokenizer, kwargs, Dataset.from_list(train_rows),
                            Dataset.from_list(val_rows) if val_rows else None,
-                           [log_callback(run / paths.STATE_METRICS), limits.callback(stopper)])
+                           [log_callback(run / paths.STATE_METRICS), limits.callback(stopper)],
+                           added)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if stopper.stopped:  # saved before a time limit or a signal: requeued, or resumed next time
         launch.end_distributed()
         raise SystemExit(limits.stop_early(run, stopper, launch.world()[1]))
     finish(spec, trainer, tokenizer, result, resume, {
         "train_rows": len(train_rows), "val_rows": len(val_rows), "dropped_long_prompts": dropped,
-        "world_size": world, "dtype": "bfloat16" if kwargs["bf16"] else "float32",
+        "added_tokens": added, "world_size": world,
+        "dtype": "bfloat16" if kwargs["bf16"] else "float32",
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "settings": {k: v for k, v in kwargs.items() if k != "output_dir"},
         **({"rewards": spec["train"]["rewards"]} if method == "grpo" else {})})

@@ -5,7 +5,8 @@ french_bench and humaneval import the Hugging Face ``evaluate`` package.)
 
 Runs lm-evaluation-harness through its Python API (``lm_eval.simple_evaluate``, model ``hf``).
 A local task folder (``include_path``) is copied to a temporary folder with its
-``data_files`` made absolute, so the task reads the project's own data wherever the job runs.
+``data_files`` made absolute, so the task reads the project's own data wherever the job runs
+(``localized_data_files``: the YAMLs that needed it; zflow.tables.command prints the same step).
 The task may be an lm-eval group: the output keeps the group's aggregate metrics and every
 subtask's (name, metric, value, stderr, n; zflow.evals.summarize). It also holds provenance:
 model path and step, task config, n-shot, what the job is keyed on, and the versions, and the
@@ -140,6 +141,8 @@ def record(spec: dict, out: dict, s: dict, seconds: float) -> dict:
     return {
         "model": spec["model"], "model_path": spec["model_path"], "step": spec["step"],
         "task": spec["task"], "lm_eval_task": name, "include_path": spec["include_path"],
+        "localized_data_files": (evals.relative_data_files(Path(spec["include_path"]))
+                                 if spec["include_path"] else []),
         "num_fewshot": spec["num_fewshot"],
         "limit": spec["limit"], "metric": spec["metric"], "value": value,
         "metrics": summary["metrics"], "stderr": summary["stderr"],

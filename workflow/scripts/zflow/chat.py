@@ -2,7 +2,8 @@
 
 Users' files come in the shapes of the field: a ``messages`` list (TRL's conversational format),
 the seed's OpenItalianData ``conversation`` field (Axolotl ``field_messages: conversation``),
-ShareGPT ``conversations`` (from/value), preference rows (``prompt``/``chosen``/``rejected``), and
+ShareGPT ``conversations`` (from/value), preference rows (``prompt``/``chosen``/``rejected`` in
+every TRL preference format, the prompt explicit or implicit: see ``preference``), and
 GRPO prompt rows (``prompt``, or DeepScaleR's ``problem``, plus the columns the rewards of
 zflow.rewards read: see ``PROMPT_COLUMNS``).
 Every row is checked before any training starts; a bad row is reported as ``<file> row <n>:``.
@@ -47,13 +48,14 @@ def data_files(path) -> list[Path]:
 
 
 def read_rows(path) -> list[dict]:
-    """Rows of one json/jsonl/parquet file; a syntax error names the file and line."""
+    """Rows of one json/jsonl/parquet file; a syntax error names the file and line. A ``.json``
+    file is JSON lines or one JSON array of rows (DeepScaleR's ``deepscaler.json``)."""
     path = Path(path)
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         return pq.read_table(path).to_pylist()
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the JSON
     if path.suffix == ".json" and text.lstrip().startswith("["):
         try:
             return json.loads(text)
@@ -71,7 +73,9 @@ def read_rows(path) -> list[dict]:
 
 
 def detect(row: dict) -> str:
-    for fmt, key in (("preference", "chosen"), ("messages", "messages"),
+    if "chosen" not in row and "rejected" not in row and {"completion", "label"} <= set(row):
+        return "unpaired"  # TRL's unpaired preference (KTO): no training here takes it
+    for fmt, key in (("preference", "chosen"), ("preference", "rejected"), ("messages", "messages"),
                      ("conversation", "conversation"), ("sharegpt", "conversations"),
                      *(("prompt", k) for k in PROMPT_FIELDS)):
         if key in row:
@@ -163,22 +167,114 @@ def conversation(row: dict, fmt: str, where: str) -> dict:
     return {"messages": msgs, "tools": json.dumps(tools, ensure_ascii=False)}
 
 
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, (str, list)) and not (
+        value.strip() if isinstance(value, str) else value))
+
+
+def _maybe_messages(value):
+    """A message list stored as a JSON string, parsed; any other value as it is (a text answer
+    that happens to be JSON stays text)."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        parsed = _maybe_json(value)
+        if isinstance(parsed, list) and parsed and all(
+                isinstance(m, dict) and ("role" in m or "from" in m) for m in parsed):
+            return parsed
+    return value
+
+
+def _text_split(chosen: str, rejected: str) -> tuple[str, str, str]:
+    """(prompt, chosen answer, rejected answer) of a standard implicit-prompt row: the prompt is
+    the two texts' common prefix (TRL's extract_prompt), whitespace at the cut dropped."""
+    n = 0
+    for a, b in zip(chosen, rejected):
+        if a != b:
+            break
+        n += 1
+    return chosen[:n].rstrip(), chosen[n:].strip(), rejected[n:].strip()
+
+
+def _common_prefix(a: list[dict], b: list[dict]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def preference(row: dict, where: str) -> dict:
-    """One preference row → {"prompt", "chosen", "rejected"} message lists, checked."""
-    missing = [k for k in ("prompt", "chosen", "rejected") if k not in row or row[k] in (None, "", [])]
+    """One preference row → {"prompt", "chosen", "rejected"} message lists, checked.
+
+    Every preference format of TRL's dataset-formats guide: standard (strings) or conversational
+    (message lists), each with an explicit ``prompt`` or an implicit one. Implicit: ``chosen`` and
+    ``rejected`` each hold the whole text or conversation; the prompt is their common prefix
+    (conversational: the messages both start with; standard: the common text, cut where they
+    differ) and the answers what follows it (allenai/Dolci-Instruct-DPO's rows). A ``prompt``
+    string next to whole conversations is ignored, as TRL's maybe_extract_prompt does; a
+    ``prompt`` message list that both conversations repeat is removed from their start. A
+    string prompt is one user turn, a string answer one assistant turn. Other columns (ids,
+    model names, preference types) are dropped. Refused: unpaired rows (prompt / completion /
+    label: KTO's format), empty fields, identical chosen and rejected, implicit rows with no
+    common prompt or that differ before the assistant's answer, a prompt ending with an
+    assistant turn, an answer not ending with a non-empty assistant turn.
+    """
+    if "chosen" not in row and "rejected" not in row and "completion" in row and "label" in row:
+        raise DataError(f"{where}: an unpaired preference row (prompt/completion/label, KTO's "
+                        f"format); DPO needs a chosen and a rejected answer per prompt")
+    missing = [k for k in ("chosen", "rejected") if _blank(row.get(k))]
     if missing:
-        raise DataError(f"{where}: missing {', '.join(missing)} (a preference row needs prompt, "
-                        f"chosen and rejected)")
-    out = {}
-    for key, role in (("prompt", "user"), ("chosen", "assistant"), ("rejected", "assistant")):
-        value = row[key]
-        out[key] = [{"role": role, "content": value}] if isinstance(value, str) else value
-        out[key] = _messages(out[key], f"{where} ({key})")
+        raise DataError(f"{where}: missing {', '.join(missing)} (a preference row needs a non-empty "
+                        f"chosen and rejected, with a prompt or with the prompt inside both)")
+    chosen, rejected = _maybe_messages(row["chosen"]), _maybe_messages(row["rejected"])
+    prompt = _maybe_messages(row.get("prompt"))
+    if isinstance(chosen, str) != isinstance(rejected, str):
+        raise DataError(f"{where}: 'chosen' and 'rejected' are not both texts or both message lists")
+    if "prompt" in row and prompt is not None and _blank(prompt):
+        raise DataError(f"{where}: 'prompt' is empty")
+    if isinstance(chosen, str):
+        if prompt is None:  # standard, implicit prompt
+            prompt, chosen, rejected = _text_split(chosen, rejected)
+            if chosen == rejected == "":
+                raise DataError(f"{where}: 'chosen' and 'rejected' are identical")
+            if not prompt:
+                raise DataError(f"{where}: 'chosen' and 'rejected' have no common prompt (implicit "
+                                f"prompt: both must start with it)")
+        out = {"prompt": prompt, "chosen": [{"role": "assistant", "content": chosen}],
+               "rejected": [{"role": "assistant", "content": rejected}]}
+    else:
+        chosen = _messages(chosen, f"{where} (chosen)")
+        rejected = _messages(rejected, f"{where} (rejected)")
+        whole = chosen[0]["role"] != "assistant" or rejected[0]["role"] != "assistant"
+        if prompt is None or (isinstance(prompt, str) and whole):  # conversational, implicit
+            n = _common_prefix(chosen, rejected)
+            if chosen == rejected:
+                raise DataError(f"{where}: 'chosen' and 'rejected' are identical")
+            if n == 0:
+                raise DataError(f"{where}: 'chosen' and 'rejected' have no common prompt (implicit "
+                                f"prompt: both conversations must start with the same messages)")
+            prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
+            for key, msgs in (("chosen", chosen), ("rejected", rejected)):
+                if not msgs:
+                    raise DataError(f"{where}: '{key}' has no answer after the common prompt")
+                if msgs[0]["role"] != "assistant":
+                    raise DataError(f"{where}: 'chosen' and 'rejected' differ at message {n} "
+                                    f"({key}: {msgs[0]['role']}), before the assistant's answer "
+                                    f"(implicit prompt: only the answer may differ)")
+        elif isinstance(prompt, list):
+            p = _messages(prompt, f"{where} (prompt)")
+            if all(len(m) > len(p) and m[:len(p)] == p for m in (chosen, rejected)):
+                chosen, rejected = chosen[len(p):], rejected[len(p):]  # prompt repeated in both
+        out = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+    if isinstance(out["prompt"], str):
+        out["prompt"] = [{"role": "user", "content": out["prompt"]}]
+    out["prompt"] = _messages(out["prompt"], f"{where} (prompt)")
     for key in ("chosen", "rejected"):
+        out[key] = _messages(out[key], f"{where} ({key})")
         if out[key][-1]["role"] != "assistant" or not out[key][-1]["content"].strip():
             raise DataError(f"{where}: '{key}' does not end with a non-empty assistant turn")
     if out["prompt"][-1]["role"] == "assistant":
-        raise DataError(f"{where}: 'prompt' ends with an assistant turn")
+        raise DataError(f"{where}: the prompt ends with an assistant turn")
     if out["chosen"] == out["rejected"]:
         raise DataError(f"{where}: 'chosen' and 'rejected' are identical")
     return out
@@ -246,7 +342,8 @@ def prompt(row: dict, where: str) -> dict:
     key = next((k for k in PROMPT_FIELDS if k in row), None)
     value = row.get(key) if key else None
     if value in (None, "", []):
-        raise DataError(f"{where}: no 'prompt' (format 'prompt'; fields: {', '.join(row)})")
+        raise DataError(f"{where}: no 'prompt' or 'problem' (format 'prompt'; fields: "
+                        f"{', '.join(row)})")
     msgs = _messages([{"role": "user", "content": value}] if isinstance(value, str) else value,
                      f"{where} ({key})")
     if msgs[-1]["role"] == "assistant":
@@ -304,12 +401,12 @@ def load(path, fmt: str = "auto", kind: str = "sft", label: str | None = None) -
                                     f"columns; fields: {', '.join(row)})")
                 out.append(prompt(row, where))
             elif kind == "dpo":
-                if rfmt != "preference":
+                if rfmt not in ("preference", "unpaired"):  # unpaired: refused naming KTO
                     raise DataError(f"{where}: DPO needs prompt/chosen/rejected rows "
                                     f"(fields: {', '.join(row)})")
                 out.append(preference(row, where))
             else:
-                if rfmt in ("preference", "prompt"):
+                if rfmt in ("preference", "prompt", "unpaired"):
                     raise DataError(f"{where}: a {rfmt} row in an SFT dataset")
                 if rfmt == "unknown":
                     raise DataError(f"{where}: neither 'messages', 'conversation' nor "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 from zflow.data import parquet_files
-from zflow.evals import find_task_files
+from zflow.evals import find_task_files, task_names
 from zflow.schedule import is_saved
 from zflow.schema import ConfigError
 
@@ -50,8 +50,48 @@ def _check_source(name: str, src: dict, base: Path) -> list[str]:
     return errors
 
 
+# Task folders the user supplies for tasks lm-eval does not ship (the seeds' forks): what to copy
+# into a task's include_path, named in the error when it is missing.
+_FORK_PT = ("the task's folder from the eduagarcia/lm-evaluation-harness-pt fork (under "
+            "lm_eval/tasks/ of https://github.com/eduagarcia/lm-evaluation-harness-pt)")
+TASK_FOLDERS = {
+    "ifeval-ita": "the fork's ifeval-ita task folder (lm_eval/tasks/ifeval-ita of "
+                  "https://github.com/mii-llm/lm-evaluation-harness, the mii-llm fork of lm-eval: "
+                  "its YAML with the Python files beside it)",
+    **dict.fromkeys(("assin2_rte", "assin2_sts", "bluex", "enem_challenge", "faquad_nli",
+                     "hatebr_offensive", "oab_exams", "portuguese_hate_speech", "tweetsentbr"),
+                    _FORK_PT),
+}
+
+
+def _check_task_folder(key: str, task: dict, base: Path) -> str | None:
+    """A task's ``include_path`` (if any): a folder where some YAML (recursively, as lm-eval's
+    index reads them) defines the task or group ``lm_eval_task``. One message, naming the key at
+    fault, the folder and what to put there, else None."""
+    inc, name = task.get("include_path"), task["lm_eval_task"]
+    if inc is None:
+        return None
+    path = base / inc
+    what = TASK_FOLDERS.get(name, f"the lm-eval YAML defining '{name}' with the files it reads")
+    supply = (f"copy {what} there, or point tasks.{key}.include_path at a folder where some YAML, "
+              f"at any depth, defines `task: {name}` or `group: {name}`")
+    if not path.exists():
+        return (f"tasks.{key}.include_path: folder '{inc}' does not exist ({path.resolve()}), and "
+                f"tasks.{key}.lm_eval_task '{name}' is read from it: {supply}")
+    if not path.is_dir():
+        return f"tasks.{key}.include_path: '{inc}' is a file, not a folder of task YAMLs: {supply}"
+    if find_task_files(path, name):
+        return None
+    names = task_names(path)
+    holds = (f"its YAMLs define {', '.join(names[:8])}{' …' if len(names) > 8 else ''}" if names
+             else "it holds no task YAML")
+    return (f"tasks.{key}.lm_eval_task: no YAML under '{inc}' (tasks.{key}.include_path) defines "
+            f"task or group '{name}' ({holds}): {supply}")
+
+
 def check(config: dict, base: Path = Path("."), check_files: bool = True) -> None:
-    """Raise ConfigError listing every problem found (one line each)."""
+    """Raise ConfigError listing every problem found (one line each). ``check_files``: also the
+    files the config names (sources, task folders, posttrain data...), relative to ``base``."""
     errors: list[str] = []
     sources, tokenizers, tasks = config["sources"], config["tokenizers"], config["tasks"]
 
@@ -60,16 +100,8 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
             if s not in sources:
                 errors.append(f"tokenizers.{name}.train.sources: unknown source '{s}'")
 
-    for tname, task in tasks.items():
-        inc = task.get("include_path")
-        if inc is None:
-            continue
-        path = base / inc
-        if not path.is_dir():
-            errors.append(f"tasks.{tname}.include_path: directory '{inc}' does not exist")
-        elif check_files and not find_task_files(path, task["lm_eval_task"]):
-            errors.append(f"tasks.{tname}.lm_eval_task: no task or group "
-                          f"'{task['lm_eval_task']}' in any YAML under '{inc}'")
+    if check_files:
+        errors += [e for t, task in tasks.items() if (e := _check_task_folder(t, task, base))]
 
     for lang, lc in config["languages"].items():
         pre = f"languages.{lang}"

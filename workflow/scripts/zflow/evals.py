@@ -35,9 +35,10 @@ from typing import Any
 
 import yaml
 
-__all__ = ["EvalError", "TaskLoader", "find_task_files", "localize_tasks", "summarize",
-           "generated_tokens", "parse_column", "value", "read", "load", "FAILED", "is_failure",
-           "failure", "rerun_token", "is_oom", "batch_for_attempt", "SEED_COMMAND", "used_settings"]
+__all__ = ["EvalError", "TaskLoader", "find_task_files", "task_names", "localize_tasks",
+           "relative_data_files", "summarize", "generated_tokens", "parse_column", "value", "read",
+           "load", "FAILED", "is_failure", "failure", "rerun_token", "is_oom", "batch_for_attempt",
+           "SEED_COMMAND", "used_settings"]
 
 _IGNORE_DIRS = {"__pycache__", ".ipynb_checkpoints"}  # as lm_eval.tasks._index
 
@@ -133,8 +134,18 @@ def find_task_files(include_path: Path, name: str) -> list[Path]:
     are missing) are skipped, as lm-eval skips them. Sorted by path, as lm-eval walks them; when
     several match, lm-eval uses the first.
     """
-    found = []
-    root = Path(include_path)
+    return [y for y, _, defined in _index(Path(include_path)) if defined == name]
+
+
+def task_names(include_path: Path) -> list[str]:
+    """Every task and group name the YAMLs under ``include_path`` define (as
+    :func:`find_task_files` reads them), sorted, each once."""
+    return sorted({defined for _, _, defined in _index(Path(include_path))})
+
+
+def _index(root: Path):
+    """(YAML, "task" | "group", name) of each YAML under ``root`` defining a task or group with a
+    string name, in lm-eval's order (:func:`find_task_files`)."""
     for y in sorted(root.glob("**/*.yaml"), key=lambda p: p.as_posix()):
         if any(part in _IGNORE_DIRS for part in y.relative_to(root).parts):
             continue
@@ -142,9 +153,8 @@ def find_task_files(include_path: Path, name: str) -> list[Path]:
             d = _defines(_load(y))
         except (OSError, ValueError, yaml.YAMLError):
             continue
-        if d is not None and isinstance(d[1], str) and d[1] == name:
-            found.append(y)
-    return found
+        if d is not None and isinstance(d[1], str):
+            yield y, d[0], d[1]
 
 
 def _absolute(files, folder: Path):
@@ -158,14 +168,21 @@ def _absolute(files, folder: Path):
     return files
 
 
-def localize_tasks(src: Path, dst: Path) -> None:
-    """Copy a task folder (YAMLs, include templates, !function helpers, data), turning relative
-    ``dataset_kwargs.data_files`` into absolute paths: lm-eval reads them from the job's CWD."""
-    import shutil
+def _relative(files) -> bool:
+    """Does ``data_files`` (a path, a list, or split -> path or list) name a relative path?"""
+    if isinstance(files, str):
+        return not Path(files).is_absolute()
+    if isinstance(files, list):
+        return any(_relative(f) for f in files)
+    if isinstance(files, dict):
+        return any(_relative(f) for f in files.values())
+    return False
 
-    src, dst = Path(src), Path(dst)
-    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    for y in src.rglob("*"):
+
+def _with_relative_data(src: Path):
+    """(path, parsed YAML) of each task YAML under ``src`` whose ``dataset_kwargs.data_files``
+    names a relative path (what :func:`localize_tasks` rewrites), in path order."""
+    for y in sorted(Path(src).rglob("*"), key=lambda p: p.as_posix()):
         if not (y.is_file() and y.name.endswith("yaml")):  # lm-eval's _default_template_yaml too
             continue
         try:
@@ -173,10 +190,35 @@ def localize_tasks(src: Path, dst: Path) -> None:
         except (yaml.YAMLError, UnicodeDecodeError):  # not YAML: copied as it is
             continue
         kwargs = doc.get("dataset_kwargs") if isinstance(doc, dict) else None
-        if isinstance(kwargs, dict) and "data_files" in kwargs:
-            kwargs["data_files"] = _absolute(kwargs["data_files"], y.parent)
-            text = yaml.dump(doc, Dumper=TaskDumper, sort_keys=False, allow_unicode=True)
-            (dst / y.relative_to(src)).write_text(text)
+        if isinstance(kwargs, dict) and _relative(kwargs.get("data_files")):
+            yield y, doc
+
+
+def relative_data_files(src: Path) -> list[str]:
+    """The task YAMLs under ``src`` (POSIX paths relative to it) that name their data files
+    relative to their own folder: lm-eval resolves such paths against the working directory, so
+    the folder must be localized (:func:`localize_tasks`) to run from anywhere else."""
+    return [y.relative_to(src).as_posix() for y, _ in _with_relative_data(Path(src))]
+
+
+def localize_tasks(src: Path, dst: Path) -> list[str]:
+    """Copy a task folder (YAMLs, include templates, !function helpers, data), turning relative
+    ``dataset_kwargs.data_files`` into absolute paths (relative to each YAML's own folder): lm-eval
+    would read them from the working directory. The eval job runs this copy, and so does the
+    command printed under every table (``python -m zflow.evals localize <folder> <copy>``).
+    Returns the YAMLs rewritten (:func:`relative_data_files`)."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    done = []
+    for y, doc in _with_relative_data(src):
+        kwargs = doc["dataset_kwargs"]
+        kwargs["data_files"] = _absolute(kwargs["data_files"], y.parent)
+        text = yaml.dump(doc, Dumper=TaskDumper, sort_keys=False, allow_unicode=True)
+        (dst / y.relative_to(src)).write_text(text)
+        done.append(y.relative_to(src).as_posix())
+    return done
 
 
 # ------------------------------------------------------------------------------------------------
@@ -509,3 +551,27 @@ def batch_for_attempt(batch_size, max_batch_size: int, attempt: int) -> tuple:
     if isinstance(batch_size, int):
         return max(1, batch_size >> shift), max_batch_size
     return batch_size, max(1, int(max_batch_size) >> shift)
+
+
+# ------------------------------------------------------------------------------------------------
+# Command line: the first step of the commands printed under the tables (zflow.tables.command)
+
+
+def main(argv=None) -> None:
+    """``python -m zflow.evals localize <task folder> <copy>``: the eval job's copy of a task
+    folder (:func:`localize_tasks`), for ``lm_eval --include_path <copy>`` run from anywhere."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m zflow.evals", description=main.__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    loc = sub.add_parser("localize", help="copy a task folder with its data_files made absolute")
+    loc.add_argument("src", type=Path, help="the task folder (a task's include_path)")
+    loc.add_argument("dst", type=Path, help="where the copy goes (created; may exist)")
+    a = ap.parse_args(argv)
+    if not a.src.is_dir():
+        ap.error(f"{a.src}: not a directory")
+    localize_tasks(a.src, a.dst)
+
+
+if __name__ == "__main__":
+    main()

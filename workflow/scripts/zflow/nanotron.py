@@ -498,6 +498,20 @@ def folder_samples(folder, seq_len: int) -> tuple[int, str, int]:
     return tokenized.samples(folder, seq_len), name, size
 
 
+def same_tokenizer(a: str, b: str) -> bool:
+    """Two tokenizer references name the same tokenizer: equal hub names, or local paths to the
+    same tokenizer (a folder and its tokenizer.json, which tokenize jobs hand datatrove)."""
+    if a == b:
+        return True
+
+    def local(ref):
+        p = Path(ref)
+        p = p / "tokenizer.json" if p.is_dir() else p
+        return p.resolve() if p.is_file() else None
+
+    return local(a) is not None and local(a) == local(b)
+
+
 def preflight(cfg: dict, world_size: int, tokenizer_vocab: int | None = None,
               check_folders: bool = True) -> list[str]:
     """Problems nanotron would hit hours into a job, found before launch (one line each)."""
@@ -535,7 +549,7 @@ def preflight(cfg: dict, world_size: int, tokenizer_vocab: int | None = None,
                     seen[folder] = None
                     errors.append(str(e))
                     continue
-                if seen[folder][1] != want_name:
+                if not same_tokenizer(seen[folder][1], want_name):
                     errors.append(f"{folder}: tokenized with '{seen[folder][1]}', the config trains "
                                   f"with '{want_name}' (nanotron loads the metadata's tokenizer by name)")
             if seen[folder] is None:
@@ -668,9 +682,29 @@ def tokenizer_problem(name: str) -> str | None:
     return None
 
 
+STANDIN_MARKER = "ZFLOW_STANDIN"
+
+
+def is_standin(checkout) -> bool:
+    """Is the checkout zflow's stand-in trainer (tools/smoke/nanotron: a ``run_train.py`` that
+    trains a tiny Llama on CPU without nanotron, for smoke runs), marked by ``ZFLOW_STANDIN``?"""
+    return (Path(checkout) / STANDIN_MARKER).is_file()
+
+
 def environment_problems(spec: dict, cfg: dict) -> list[str]:
     """What would stop nanotron before step 1 (hours into a queue), found in seconds, all of it
-    at once: the checkout, nanotron itself, datatrove's signature, the tokenizer offline."""
-    checks = [checkout_problem(spec["checkout"]), nanotron_problem(spec["checkout"]),
-              datatrove_problem(), tokenizer_problem(cfg["tokenizer"]["tokenizer_name_or_path"])]
+    at once: the checkout, nanotron itself, datatrove's signature, the tokenizer offline. A
+    stand-in checkout (``is_standin``) needs neither nanotron and flash-attn nor the datatrove
+    that nanotron's data loader calls (the stand-in reads the folders with the installed one):
+    those checks are skipped, saying so; the checkout and tokenizer checks run as for nanotron."""
+    checkout = spec["checkout"]
+    if is_standin(checkout):
+        print(f"pre-flight: {checkout} is zflow's nanotron stand-in ({STANDIN_MARKER}; smoke runs "
+              "only, nanotron is not run): the nanotron, flash-attn and datatrove-signature "
+              "checks are skipped", flush=True)
+        nano = data = None
+    else:
+        nano, data = nanotron_problem(checkout), datatrove_problem()
+    checks = [checkout_problem(checkout), nano, data,
+              tokenizer_problem(cfg["tokenizer"]["tokenizer_name_or_path"])]
     return [p for p in checks if p]

@@ -25,6 +25,7 @@ import csv
 import html
 import io
 import math
+import shlex
 from dataclasses import dataclass, field
 
 from zflow import evals
@@ -102,32 +103,67 @@ def lookup(records: dict, model: str, column: str, metric: str, missing_ok: bool
         raise
 
 
+# What run_lm_eval.py passes to simple_evaluate beyond its spec: the random, numpy, torch and
+# few-shot seeds (also lm_eval's command-line default, printed so the command does not depend on
+# it), and the bootstrap draws lm_eval's command line always makes (it has no option for them).
+SEEDS = "0,1234,1234,1234"
+CLI_BOOTSTRAP_ITERS = 100000
+
+
+def _q(text) -> str:
+    return shlex.quote(str(text))
+
+
 def command(rec: dict, model: str | None = None) -> str:
-    """The lm-eval command line that gives an eval record's numbers (what run_lm_eval.py passes to
-    ``simple_evaluate``); ``model`` replaces the model path (e.g. ``<model>``)."""
+    """The command line, run from the checkout root, that gives an eval record's numbers (what
+    run_lm_eval.py passes to ``simple_evaluate``); ``model`` replaces the model path (e.g.
+    ``<model>``, printed as it is).
+
+    A task folder whose YAMLs name their data files relative to themselves (the record's
+    ``localized_data_files``; a record without that key is taken to need it) is first copied with
+    those paths made absolute, as the eval job does (``python -m zflow.evals localize``): lm_eval
+    itself resolves them against the working directory. Few-shot turns under a chat template,
+    the batch-size cap of ``auto`` and the seeds are printed as the job set them."""
     s = rec.get("settings") or {}
-    parts = ["lm_eval --model hf",
-             f"--model_args pretrained={model or rec.get('model_path')},dtype={s.get('dtype', 'auto')}",
-             f"--tasks {rec.get('lm_eval_task', rec.get('task'))}",
-             f"--num_fewshot {rec.get('num_fewshot', 0)}"]
-    if rec.get("include_path"):
-        parts.append(f"--include_path {rec['include_path']}")
+    inc = rec.get("include_path")
+    localize = bool(inc) and rec.get("localized_data_files") != []
+    shots = rec.get("num_fewshot") or 0
+    margs = f"pretrained={model or rec.get('model_path')},dtype={s.get('dtype', 'auto')}"
+    parts = [f'T=$(mktemp -d) && PYTHONPATH=workflow/scripts python -m zflow.evals localize '
+             f'{_q(inc)} "$T" &&'] if localize else []
+    parts += ["lm_eval --model hf", f"--model_args {margs if model else _q(margs)}",
+              f"--tasks {_q(rec.get('lm_eval_task', rec.get('task')))}", f"--num_fewshot {shots}"]
+    if inc:
+        parts.append("--include_path " + ('"$T"' if localize else _q(inc)))
     if s.get("apply_chat_template"):
-        parts.append("--apply_chat_template" + (" --fewshot_as_multiturn" if rec.get("num_fewshot") else ""))
-    if rec.get("limit"):
+        parts.append(f"--apply_chat_template --fewshot_as_multiturn {'true' if shots else 'false'}")
+    if rec.get("limit") is not None:
         parts.append(f"--limit {rec['limit']}")
-    parts.append(f"--batch_size {s.get('batch_size', 1)} --device {s.get('device', 'cuda:0')}")
+    batch = s.get("batch_size", 1)
+    parts.append(f"--batch_size {batch}")
+    if str(batch).startswith("auto") and s.get("max_batch_size"):
+        parts.append(f"--max_batch_size {s['max_batch_size']}")
+    parts.append(f"--device {s.get('device', 'cuda:0')} --seed {SEEDS}")
     return " ".join(parts)
 
 
 def provenance(records) -> str:
-    """The commands (one per task, ``<model>`` standing for each row's model) and the package
-    versions behind a table, as Markdown."""
+    """The commands (one per task, ``<model>`` standing for each row's model, run from the
+    checkout root) and the package versions behind a table, as Markdown; a note when the evals'
+    bootstrap draws (``eval.bootstrap_iters``) differ from what lm_eval's command line makes."""
     recs = list(records.values()) if isinstance(records, dict) else list(records)
     cmds = sorted({command(r, "<model>") for r in recs})
     vers = sorted({", ".join(f"{k} {(r.get('versions') or {}).get(k, '?')}"
                              for k in ("lm_eval", "transformers", "torch")) for r in recs})
-    return "\n".join(["Commands:", "", "```", *cmds, "```", "", "Versions: " + "; ".join(vers) + "."])
+    lines = ["Commands (from the checkout root; `<model>`: the model's folder or hub id):", "",
+             "```", *cmds, "```", "", "Versions: " + "; ".join(vers) + "."]
+    draws = sorted({(r.get("settings") or {}).get("bootstrap_iters") for r in recs} - {None})
+    if any(d != CLI_BOOTSTRAP_ITERS for d in draws):
+        lines += ["", f"Bootstrap: the evals drew {', '.join(map(str, draws))} samples for the "
+                  "stderr of F1-like metrics (eval.bootstrap_iters); lm_eval's command line has no "
+                  f"option for it and draws {CLI_BOOTSTRAP_ITERS}: the same values, those stderrs "
+                  "differ slightly."]
+    return "\n".join(lines)
 
 
 def signed(d: float | None, decimals: int = 4) -> str:

@@ -1,0 +1,1 @@
+"""Stand-ins of the production inputs (tokenizer, data, models), made locally in their shape."""
