@@ -231,16 +231,26 @@ def test_upload_dry_run_and_refusal(released, tmp_path):
         assert {f["path"]: f["bytes"] for f in req["files"]} == {
             str(p.relative_to(folder)): p.stat().st_size for p in released_files(folder)}
         assert ".snakemake_timestamp" not in {f["path"] for f in req["files"]}
-        # a required field the config does not give blocks the upload, naming it (the release
-        # itself is not re-run: `required` is an upload setting)
+        assert out["refused"] == []
+        # a required field the config does not give: the dry run names what a real upload would
+        # refuse (the release itself is not re-run: `required` is an upload setting) ...
         cfg = copy.deepcopy(original)
         cfg["release"][MODEL]["required"] = ["repo_id", "license", "provider.contact"]
         write_config(wd, cfg)
-        p = snakemake(wd, target, "--forcerun", "upload", check=False)
-        assert p.returncode != 0
+        p = snakemake(wd, target, "--forcerun", "upload")
         log = (wd / paths.log("upload", MODEL)).read_text()
-        assert f"release.{MODEL}.provider.contact: required for the upload but missing" in log
+        want = f"release.{MODEL}.provider.contact: required for the upload but missing"
+        assert want in log and "would be refused" in log
+        out = json.loads((wd / paths.fmt(paths.RELEASE_UPLOAD, model=MODEL)).read_text())
+        assert out["refused"] == [want]
         assert "rule release:" not in p.stdout + p.stderr
+        # ... and a real upload is refused by the config check, before any job
+        cfg["release"][MODEL]["upload"] = {"dry_run": False}
+        write_config(wd, cfg)
+        p = snakemake(wd, target, "--dry-run", check=False)
+        assert p.returncode != 0
+        assert f"release.{MODEL}.provider.contact: required for the upload (upload.dry_run is " \
+            "false) but not set" in p.stdout + p.stderr
     finally:
         write_config(wd, original)
     # a card without a license (edited by hand): refused before any network call, even for a

@@ -105,13 +105,15 @@ def test_smoke_ran_every_production_rule(smoke):
     assert s["target"] == "all_ita" and s["missing"] == []
     prod = set(s["production_jobs"])
     # the production dry run: nanotron, hub downloads, a hub tokenizer (no train_tokenizer)
-    assert {"download", "nanotron_config", "pretrain_nanotron", "convert_checkpoint", "evaluate",
-            "posttrain", "table", "compare", "report_md"} <= prod
+    assert {"download", "tokenize_stats", "nanotron_config", "pretrain_nanotron",
+            "convert_checkpoint", "evaluate", "posttrain", "report", "table", "compare",
+            "qualitative_answer", "qualitative_score", "qualitative_report", "release",
+            "upload"} <= prod
     assert "pretrain" not in prod and "train_tokenizer" not in prod
     ran = set(s["jobs"])
     assert prod - {"download"} <= ran and "download" not in ran
     assert "tokenize" in ran  # the shard groups the production dry run cannot list yet
-    assert s["jobs"]["convert_checkpoint"] == 2 and s["jobs"]["posttrain"] == 4
+    assert s["jobs"]["convert_checkpoint"] >= 2 and s["jobs"]["posttrain"] >= 4
     used = s["standins"]
     assert used["nanotron_trainer"] == "tools/smoke/nanotron"
     assert set(used["sources"]) == {k for k, v in PROD["sources"].items() if "hub" in v
@@ -150,3 +152,35 @@ def test_sft_from_a_llama32_shaped_base_adds_chatml(smoke):
     prompt = tok.apply_chat_template([{"role": "user", "content": "Ciao"}], tokenize=False,
                                      add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_production_names_flow_through_evals_tables_chain_and_releases(smoke):
+    wd, _ = smoke
+    # evalita-mp as lm-eval names it: the group, its subgroups (NER a group of its own)
+    rec = json.loads((wd / "results/evals/ita-step20/evalita_mp.json").read_text())
+    assert rec["lm_eval_task"] == "evalita-mp" and rec["is_group"]
+    names = {s["name"] for s in rec["subtasks"]}
+    assert {"evalita-mp_at", "evalita-mp_ner_group", "evalita-mp_sum_fp", "evalita-mp_wic"} <= names
+    table = (wd / "results/reports/ita/tables/evalita_base.md").read_text()
+    assert "| evalita NER | f1 |" in table and "| summarization-fanpage | rouge1 |" in table
+    assert "--tasks evalita-mp" in table
+    ifeval = json.loads((wd / "results/evals/open-zagreus/ifeval_it.json").read_text())
+    assert ifeval["lm_eval_task"] == "ifeval-ita"
+    # the chain, each step on the hub sets' row shapes (Dolci: whole conversations)
+    dpo = json.loads((wd / "results/posttrain/open-zagreus-dpo/summary.json").read_text())
+    assert dpo["datasets"] == ["dolci_dpo"] and dpo["train_rows"] > 0
+    grpo = json.loads((wd / "results/posttrain/open-zagreus-grpo/summary.json").read_text())
+    assert grpo["datasets"] == ["deepscaler"] and grpo["train_rows"] > 0
+    stages = (wd / "results/reports/ita/tables/chain_stages.md").read_text()
+    assert "| SFT | + GRPO | + DPO | + multi-env GRPO |" in stages
+    # the qualitative benchmark answered by the post-trained model through its chat template
+    answers = (wd / "results/qualitative/open-zagreus/it.answers.jsonl").read_text().splitlines()
+    assert len(answers) == 20
+    # releases; the production config gives no license: the dry run names what a real upload
+    # would refuse
+    for model in ("ita-step20", "open-zagreus"):
+        assert (wd / f"results/release/{model}/README.md").is_file()
+        up = json.loads((wd / f"results/release/{model}.upload.json").read_text())
+        assert up["dry_run"] is True
+        assert up["refused"] == [f"release.{model}.license: required for the upload but missing "
+                                 "from the model card"]

@@ -39,7 +39,8 @@ IM_END = "<|im_end|>"
 CHATML_TOKENS = ("<|im_start|>", IM_END)
 # the project's ChatML template: the default of posttrain.<name>.chat_template
 CHATML_TEMPLATE = Path(__file__).resolve().parents[2] / "resources" / "chat_templates" / "chatml.jinja"
-# Fixed prompts of the generation check: each must render and produce a non-empty answer.
+# Fixed prompts of the generation check: each must render, and at least one give a non-empty
+# answer (an empty one is a warning).
 SMOKE = [
     [{"role": "user", "content": "Qual è la capitale d'Italia?"}],
     [{"role": "user", "content": "What is the capital of France?"}],
@@ -99,7 +100,7 @@ def auto_flag(value, cuda: bool) -> bool:
 
 
 def training_kwargs(train: dict, method: str, cuda: bool, has_eval: bool, state_dir: Path,
-                    tracking: dict | None = None) -> dict:
+                    tracking: dict | None = None, world: int = 1) -> dict:
     """Config keys (the seed's and Domyn-Small's names where they have them) → TRL/transformers
     arguments; the run logs to ``tracking``'s backends (zflow.tracking: TensorBoard files in
     <run_dir>/tensorboard/ by default)."""
@@ -125,9 +126,11 @@ def training_kwargs(train: dict, method: str, cuda: bool, has_eval: bool, state_
     )
     # Adam's betas have schema defaults for GRPO only; SFT and DPO keep transformers' unless set
     kw.update({k: train[k] for k in ("adam_beta1", "adam_beta2") if k in train})
-    if train.get("fsdp"):
+    if train.get("fsdp") and world > 1:
         kw["fsdp"] = train["fsdp"]
         kw["fsdp_config"] = {"transformer_layer_cls_to_wrap": [train["fsdp_layer"]]}
+    elif train.get("fsdp"):  # transformers refuses FSDP outside distributed training
+        print(f"fsdp '{train['fsdp']}': off (one process: nothing to shard)", flush=True)
     if method == "sft":
         kw.update(packing=train["packing"], assistant_only_loss=True, eos_token=IM_END,
                   dataset_num_proc=train.get("dataset_num_proc"), max_length=train["sequence_length"])
@@ -164,7 +167,8 @@ def drop_long_prompts(rows, tokenizer, max_prompt: int | None):
 
 
 def smoke_check(model_dir: Path, tools: bool, max_new_tokens: int = 24) -> list[dict]:
-    """Answer fixed prompts through the saved chat template; fail loudly on empty answers."""
+    """Answer fixed prompts through the saved chat template; fail loudly when the template does
+    not render or every answer is empty, warn for each empty one."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -187,8 +191,10 @@ def smoke_check(model_dir: Path, tools: bool, max_new_tokens: int = 24) -> list[
         out.append({"prompt": msgs[-1]["content"], "tools": bool(tl), "answer": answer})
         print(f"smoke: {msgs[-1]['content']!r} -> {answer!r}", flush=True)
     empty = [o["prompt"] for o in out if not o["answer"]]
-    if empty:
-        die(f"{model_dir}: generation check failed: empty answer to {empty}")
+    if len(empty) == len(out):  # nothing but eos: a broken template, eos or model
+        die(f"{model_dir}: generation check failed: empty answer to every prompt {empty}")
+    if empty:  # a weak model (a few steps of a tiny one) may close some answers at once
+        print(f"warning: generation check: empty answer to {empty}", flush=True)
     return out
 
 
@@ -402,7 +408,7 @@ def main(argv=None):
     model, tokenizer, added = load_model(spec, method)
     train_rows, val_rows, dropped = prepare_rows(spec, rows, tokenizer)
     kwargs = training_kwargs(spec["train"], method, cuda, bool(val_rows), run / paths.STATE,
-                             spec.get("tracking"))
+                             spec.get("tracking"), world)
     stopper = limits.start(run, runs.state_step(resume), spec.get("time_limits"),
                            launch.world()[1])
     trainer = make_trainer(spec, model, tokenizer, kwargs, Dataset.from_list(train_rows),

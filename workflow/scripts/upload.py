@@ -1,8 +1,9 @@
 """Upload a release folder to the hub with huggingface_hub (``HfApi.create_repo``, private by
 default, then ``upload_folder``). The token only from the environment (HF_TOKEN). A dry run
 (``release.<model>.upload.dry_run``, the default) writes the files and sizes it would push and
-the request it would make. Either way it refuses, before any network call, when the card or the
-config lacks a required field (``release.<model>.required``), naming it."""
+the request it would make, and which required fields (``release.<model>.required``) the card or
+the config lacks (``refused``): a real upload refuses then, before any network call, naming each
+(the config check already refuses a real upload whose config lacks one)."""
 
 from __future__ import annotations
 
@@ -46,16 +47,19 @@ def push(spec: dict, req: dict) -> dict:
 def main(argv=None) -> None:
     spec, _ = spec_cli(__doc__, argv)
     problems = required_problems(spec["folder"], spec)
-    if problems:
+    if problems and not spec["dry_run"]:
         die(f"upload of {spec['model']} refused:\n  " + "\n  ".join(problems))
     req = request(spec)
     if spec["dry_run"]:
+        if problems:  # what a real upload would refuse: shown, never pushed
+            print(f"dry run: the upload of {spec['model']} would be refused:\n  "
+                  + "\n  ".join(problems), file=sys.stderr)
         print(f"dry run: would create {'private' if spec['private'] else 'public'} repo "
               f"{spec['repo_id']} and push {len(req['files'])} files ({req['total_bytes']} "
               f"bytes) to {spec['revision']}: {spec['commit_message']!r}", file=sys.stderr)
         for f in req["files"]:
             print(f"  {f['path']}  {f['bytes']}", file=sys.stderr)
-        write_json(spec["output"], {"dry_run": True, "request": req})
+        write_json(spec["output"], {"dry_run": True, "request": req, "refused": problems})
         return
     write_json(spec["output"], {"dry_run": False, "request": req, "result": push(spec, req)})
 

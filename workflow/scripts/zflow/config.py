@@ -483,6 +483,14 @@ def _check_release(config: dict) -> list[str]:
         for key in rc.get("data", {}):
             if key not in config["sources"] and key not in config["chat_data"]:
                 errors.append(f"release.{name}.data.{key}: not a key of sources or chat_data")
+        if not (rc.get("upload") or {}).get("dry_run", True):  # a real upload: its fields now
+            for key in rc.get("required") or []:
+                value = rc
+                for part in key.split("."):
+                    value = (value or {}).get(part) if isinstance(value, dict) else None
+                if key != "base_model" and not value:
+                    errors.append(f"release.{name}.{key}: required for the upload "
+                                  "(upload.dry_run is false) but not set")
     return errors
 
 

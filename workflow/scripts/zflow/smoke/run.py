@@ -5,7 +5,8 @@
 1. copies the workflow into ``<dir>/wf`` (results there survive: a second run resumes);
 2. writes the stand-ins (zflow.smoke.standins) and the smoke config, ``config/smoke.run.yaml`` =
    the production config shrunk by config/smoke.yaml (zflow.smoke.shrink);
-3. lists the rules the production target runs (a dry run of config/zagreus.yaml itself) and runs
+3. lists the rules the production target runs (a dry run of config/zagreus.yaml itself, in a
+   copy of its own: ``<dir>/production``) and runs
    the same target on the smoke config with the local profile;
 4. fails unless every production rule ran, except the hub download and the nanotron trainer
    (its job runs, with the stand-in trainer in place of nanotron's run_train.py), and writes
@@ -72,6 +73,17 @@ def snakemake(wd: Path, *args, log: Path | None = None) -> subprocess.CompletedP
     return subprocess.CompletedProcess(cmd, rc, log.read_text(), "")
 
 
+FINISHED = re.compile(r"^Finished jobid: \d+ \(Rule: (\w[\w.-]*)\)", re.M)
+
+
+def finished_jobs(wd: Path) -> Counter:
+    """Jobs per rule that finished in the copy ``wd``, over every Snakemake run there."""
+    out = Counter()
+    for log in sorted((wd / ".snakemake/log").glob("*.snakemake.log")):
+        out.update(FINISHED.findall(log.read_text(errors="replace")))
+    return out
+
+
 def targets(target: str, cfg: dict) -> list[str]:
     """The overlay's target, plus what only `all` would run otherwise: the qualitative benchmark
     and every release with its (dry-run) upload."""
@@ -79,14 +91,14 @@ def targets(target: str, cfg: dict) -> list[str]:
             *(f"upload_{m}" for m in cfg.get("release") or {})]
 
 
-def production_rules(wd: Path, target: str, prod: dict) -> Counter:
-    """The jobs per rule of ``target`` on the production config itself (a dry run). A task
-    folder the user supplies (include_path, e.g. the seed's ifeval-ita) is taken from the
-    stand-ins for this listing only."""
+def production_rules(wd: Path, target: str, prod: dict, tasks: Path) -> Counter:
+    """The jobs per rule of ``target`` on the production config itself (a dry run in its own
+    copy ``wd``, with no results). A task folder the user supplies (include_path, e.g. the
+    seed's ifeval-ita) is taken from the stand-ins (``tasks``) for this listing only."""
     for key, task in prod.get("tasks", {}).items():
         inc = task.get("include_path")
         if inc and not (wd / inc).exists():
-            src = wd / "smoke/tasks" / task["lm_eval_task"]
+            src = tasks / task["lm_eval_task"]
             if src.exists():
                 shutil.copytree(src, wd / inc / task["lm_eval_task"])
     p = snakemake(wd, *targets(target, prod), "--dry-run", "--cores", "1", "--configfile",
@@ -121,7 +133,9 @@ def main(argv=None) -> dict:
         "config/smoke.yaml\n" + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     print(f"smoke: stand-ins and config/smoke.run.yaml written in {time.time() - t0:.0f} s",
           flush=True)
-    wanted = production_rules(wd, target, prod)
+    prod_wd = copy_workflow(a.dir.resolve() / "production")
+    shutil.copy2(wd / "config/zagreus.yaml", prod_wd / "config/zagreus.yaml")
+    wanted = production_rules(prod_wd, target, prod, wd / "smoke/tasks")
 
     args = [*targets(target, cfg), "--profile", "profiles/local", "--cores", "2", "--configfile",
             "config/smoke.run.yaml"]
@@ -132,13 +146,10 @@ def main(argv=None) -> dict:
     p = snakemake(wd, *args, log=a.dir / "snakemake.log")
     if p.returncode:
         sys.exit(f"smoke: snakemake {target} failed ({p.returncode}); the last lines of "
-                 f"{a.dir / 'snakemake.log'}:\n{(p.stdout + p.stderr)[-6000:]}")
-    ran = Counter(RULE.findall(p.stdout + p.stderr))
-    previous = a.dir / "smoke.json"
-    if not a.dry_run and previous.exists():  # a resumed run: the jobs of the runs before count
-        before = json.loads(previous.read_text())
-        if before.get("target") == target and not before.get("dry_run"):
-            ran.update(before.get("jobs", {}))
+                 f"{a.dir / 'snakemake.log'}:\n{(p.stdout + p.stderr)[-6000:]}\n"
+                 f"(`make smoke` again resumes: finished jobs are kept)")
+    # every job finished in this copy, by this run or the runs it resumes (Snakemake's logs)
+    ran = Counter(RULE.findall(p.stdout)) if a.dry_run else finished_jobs(wd)
     # the target rules themselves carry the config's names (upload_ita-step775000 there,
     # upload_ita-step20 here): compare the rules of rules/*.smk
     names = set(targets(target, prod)) | set(targets(target, cfg))
