@@ -47,7 +47,7 @@ smoke: venv
 
 test: venv
 	$(MAKE) smoke
-	ZFLOW_SMOKE_DIR=$(abspath $(SMOKE_DIR)) $(PY) -m pytest -q -rs tests
+	ZFLOW_SMOKE_DIR=$(abspath $(SMOKE_DIR)) $(PY) -m pytest -q -rs --durations=25 tests
 
 # Any target with any profile: `make run TARGET=all_ita PROFILE=slurm`. PROFILE: local, gpu or
 # slurm (the links at the repository root to profiles/) or a profile directory. --configfile

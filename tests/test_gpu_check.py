@@ -23,6 +23,12 @@ PARTS = ("pretrain", "loss_curve", "eval", "pipeline")
 
 @pytest.fixture(scope="module")
 def dry(tmp_path_factory):
+    # ~5 min of CPU for the whole GPU check's dry run (2026-12-07: 324 s): opt-in since the smoke
+    # run joined `make test` (CI stays under its limit); `ZFLOW_GPU_CHECK_DRY=1 make test`
+    import os
+
+    if os.environ.get("ZFLOW_GPU_CHECK_DRY") != "1":
+        pytest.skip("the GPU check's CPU dry run is opt-in: ZFLOW_GPU_CHECK_DRY=1")
     out = tmp_path_factory.mktemp("gpu_check")
     p = subprocess.run(["bash", str(REPO / "bench" / "gpu_check.sh"), "--cpu-dry", "--out", str(out)],
                        cwd=REPO, env=env(), capture_output=True, text=True, timeout=600)

@@ -81,6 +81,10 @@ def test_shrink_maps_steps_and_references():
     assert {t["lm_eval_task"] for t in cfg["tasks"].values()} == \
         {t["lm_eval_task"] for t in PROD["tasks"].values()}
     assert all(b["model"].startswith("smoke/baselines/") for b in cfg["baselines"].values())
+    # fewer items per list, every list still there: the first baseline; the qualitative
+    # benchmark keeps the workflow's own models
+    assert ita["eval"]["baselines"] == ["qwen3-0.6b"] and cfg["compare"]["baselines"] == ["qwen3-0.6b"]
+    assert cfg["qualitative"]["models"] == ["nesso-0.4b-agentic", "open-zagreus"]
     grpo = cfg["posttrain"]["open-zagreus-grpo"]["train"]
     assert grpo["max_steps"] == 2 and grpo["beta"] == 0.0 and grpo["epsilon_high"] == 3.0
 
@@ -175,7 +179,8 @@ def test_production_names_flow_through_evals_tables_chain_and_releases(smoke):
     assert "| SFT | + GRPO | + DPO | + multi-env GRPO |" in stages
     # the qualitative benchmark answered by the post-trained model through its chat template
     answers = (wd / "results/qualitative/open-zagreus/it.answers.jsonl").read_text().splitlines()
-    assert len(answers) == 20
+    assert len(answers) == 20 and sorted(p.name for p in (wd / "results/qualitative").iterdir()) \
+        == ["nesso-0.4b-agentic", "open-zagreus"]
     # releases; the production config gives no license: the dry run names what a real upload
     # would refuse
     for model in ("ita-step20", "open-zagreus"):

@@ -6,7 +6,8 @@ smoke run without editing the overlay. It changes two kinds of things and nothin
 
 - **sizes** (the overlay's keys, checked against ``SIZE_KEYS``: a key that is not a size is
   refused): model width and depth, sequence lengths, batch sizes, steps, checkpoint intervals,
-  nodes and GPUs, eval limits, post-training lengths, decoding lengths;
+  nodes and GPUs, eval limits, post-training lengths, decoding lengths, and how many of the
+  checkpoints and baselines each list keeps (every rule still runs; fewer jobs of it);
 - **what cannot be reached offline**, each swapped for a local stand-in of the same shape
   (``Standins``, written by zflow.smoke.standins): hub data sets and chat sets, the hub tokenizer,
   hub baselines, lm-eval's registry tasks (tiny task folders under the same names), and the
@@ -32,6 +33,8 @@ SIZE_KEYS = {
     "target": None,
     "checkpoints": None,  # checkpoints kept per language (first, last and those named elsewhere)
     "checkpoint_interval": None,
+    "baselines": None,  # baselines kept per list (eval.baselines, compare.baselines)
+    "qualitative_baselines": None,  # baselines kept in qualitative.models (beside the own models)
     "model": {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
               "num_key_value_heads", "max_position_embeddings"},
     "pretrain": {"sequence_length", "micro_batch_size", "batch_accumulation_per_replica"},
@@ -242,7 +245,20 @@ def shrink(prod: dict, overlay: dict, standins: Standins) -> dict:
                 else:
                     entry.setdefault("train", {})[k] = v
 
+    n = overlay.get("baselines")
+    if n is not None:
+        for lc in cfg["languages"].values():
+            if (lc.get("eval") or {}).get("baselines"):
+                lc["eval"]["baselines"] = lc["eval"]["baselines"][:n]
+        if (cfg.get("compare") or {}).get("baselines"):
+            cfg["compare"]["baselines"] = cfg["compare"]["baselines"][:n]
     qual = cfg.get("qualitative")
+    n = overlay.get("qualitative_baselines")
+    if qual and n is not None:  # every model the workflow makes stays; the first n baselines
+        names = [m if isinstance(m, str) else m.get("name") for m in qual["models"]]
+        keep = [b for b in names if b in cfg.get("baselines", {})][:n]
+        qual["models"] = [m for m, name in zip(qual["models"], names)
+                          if name not in cfg.get("baselines", {}) or name in keep]
     if qual:
         qual.setdefault("decoding", {}).update(overlay.get("decoding", {}))
         if qual.get("judge"):
