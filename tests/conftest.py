@@ -169,3 +169,13 @@ def demo_run(tmp_path_factory):
     wd = copy_workflow(tmp_path_factory.mktemp("demo") / "wf")
     p = snakemake(wd, "all")
     return wd, p
+
+
+@pytest.fixture
+def torch_threads():
+    """run_lm_eval.main sets torch's thread count: put it back for the other tests."""
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)

@@ -112,14 +112,8 @@ def tiny_models(tmp_path_factory):
     return d
 
 
-@pytest.fixture(autouse=True)
-def torch_threads():
-    """run_lm_eval.main sets torch's thread count: put it back for the other tests."""
-    import torch
-
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
+# run_lm_eval.main sets torch's thread count: conftest's torch_threads puts it back
+pytestmark = pytest.mark.usefixtures("torch_threads")
 
 
 def eval_job(tmp_path, model, eval_cfg: dict, name: str, attempt_batch=None) -> dict:

@@ -172,14 +172,8 @@ SPEC = {"model": "m", "model_path": "results/models/m", "step": 5, "task": "t",
         "keyed_on": {}}
 
 
-@pytest.fixture(autouse=True)
-def torch_threads():
-    """run_lm_eval.main sets torch's thread count: put it back for the other tests."""
-    import torch
-
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
+# run_lm_eval.main sets torch's thread count: conftest's torch_threads puts it back
+pytestmark = pytest.mark.usefixtures("torch_threads")
 
 
 def run_main(tmp_path, monkeypatch, exc, retries_left, batch="32"):
