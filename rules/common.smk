@@ -32,12 +32,12 @@ os.environ.update(PLAN.job_env())
 
 wildcard_constraints:
     lang=r"[a-z]{2,3}",
-    source=r"[A-Za-z0-9_.\-]+",
-    tokenizer=r"[A-Za-z0-9_.\-]+",
-    model=r"[A-Za-z0-9_.\-]+",
-    task=r"[A-Za-z0-9_.\-]+",
+    source=P.NAME,
+    tokenizer=P.NAME,
+    model=P.NAME,
+    task=P.NAME,
     step=r"\d+",
-    table=r"[A-Za-z0-9_\-]+",
+    table=P.NAME,
 
 
 def script(name):

@@ -38,6 +38,43 @@ def test_margin_grows_with_slow_steps_and_saves():
     assert s2.reason() == "SIGTERM received"
 
 
+def _agree_rank(rank, port, reasons, out):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=len(reasons))
+    own = reasons[rank]
+    out[rank] = limits.stop_reason(own, limits.agree(limits.kind(own)))
+    dist.destroy_process_group()
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("reasons, expect", [
+    # each rank reads its own clock: rank 1 crosses the margin a step before rank 0
+    ((None, "20 s left before the time limit (margin 25 s)"),
+     ("another rank stopped before the time limit", "20 s left before the time limit (margin 25 s)")),
+    (("SIGTERM received", "20 s left before the time limit (margin 25 s)"),
+     ("SIGTERM received", "20 s left before the time limit (margin 25 s)")),
+    ((None, "SIGUSR1 received"), ("another rank stopped at a signal", "SIGUSR1 received")),
+    ((None, None), (None, None)),
+])
+def test_ranks_agree_on_stopping_and_say_why(reasons, expect):
+    """Two real processes (gloo): every rank stops at the same step, and the one whose own clock
+    had not yet crossed records the kind of stop the other one saw."""
+    import torch.multiprocessing as mp
+
+    out = mp.Manager().dict()
+    mp.spawn(_agree_rank, args=(_free_port(), reasons, out), nprocs=2)
+    assert (out[0], out[1]) == expect
+
+
 def test_two_attempts_without_progress_stop(tmp_path):
     limits.begin_attempt(tmp_path, 0)
     limits.begin_attempt(tmp_path, 20)  # progress

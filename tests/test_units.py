@@ -120,8 +120,9 @@ def test_nanotron_checkpoints_of_other_settings_are_moved_aside(tmp_path):
     assert run["keyed_on"]["identity"] == "bbbb"
 
 
-def test_claim_moves_aside_or_discards(tmp_path):
-    run = tmp_path / "run"
+def test_claim_moves_aside_or_discards(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a job runs in the workflow's folder: results/ is its output
+    run = tmp_path / "results" / "pretrain" / "ita"
     assert identity.claim(run, "f1", ["state"]) is None  # a new run: nothing to move
     (run / "state").mkdir()
     (run / "state" / "x").write_text("1")

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from zflow import chat, identity, launch, limits, metrics, paths, runs
-from zflow.io import die, spec_cli, versions, write_json, write_text
+from zflow.io import die, remove_tree, spec_cli, versions, write_json, write_text
 
 IM_END = "<|im_end|>"
 CHATML_TOKENS = ("<|im_start|>", IM_END)
@@ -367,7 +366,7 @@ def finish(spec: dict, trainer, tokenizer, result, resume, info: dict) -> None:
                                             "versions": versions()})
     answers = smoke_check(tmp, tools=spec["variant"] == "agentic")
     if final.exists():
-        shutil.rmtree(final)
+        remove_tree(final)
     os.replace(tmp, final)
     logged = metrics.read(run / paths.STATE_METRICS)
     losses = [float(r["loss"]) for r in logged if r["loss"]]

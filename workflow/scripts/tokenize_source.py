@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 from zflow import identity, tokenized
-from zflow.io import die, spec_cli, versions, write_json, write_text
+from zflow.io import die, remove_tree, spec_cli, versions, write_json, write_text
 
 PARTIAL = "output.tmp"
 PATHS_FILE = "paths.txt"
@@ -88,7 +87,7 @@ def run(spec: dict, workers: int) -> dict:
         die(f"datatrove wrote no documents for {spec['source']} group {spec['group']}")
     out = Path(spec["output"])
     if out.exists():
-        shutil.rmtree(out)
+        remove_tree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     os.replace(work / PARTIAL, out)
     stats.update({

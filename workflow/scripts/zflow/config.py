@@ -15,7 +15,7 @@ from pathlib import Path
 from zflow.data import parquet_files
 from zflow.evals import find_task_files, task_names
 from zflow.schedule import is_saved
-from zflow.schema import ConfigError
+from zflow.schema import API_KEY_ENV_HINT, ConfigError, looks_like_key, scrub, secret_values
 
 __all__ = ["ConfigError", "check"]
 
@@ -183,8 +183,10 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
         errors.append(f"tracking.backends: '{b}' is asked for but not installed "
                       f"(pip install {tracking.MODULES[b]}, or remove it from the list)")
 
-    if errors:
-        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+    if errors:  # never a secret's value, nor a URL's credentials (docs/secrets.md)
+        secrets = secret_values(config)
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(scrub(e, secrets)
+                                                                 for e in errors))
 
 
 def _check_stages(config: dict, lang: str) -> list[str]:
@@ -499,6 +501,39 @@ def qualitative_name(entry) -> str:
     return entry if isinstance(entry, str) else entry["name"]
 
 
+def _endpoint_secrets(key: str, entry: dict) -> list[str]:
+    """An endpoint (a qualitative model or the judge) gets its key from the environment variable
+    named by api_key_env, only: a value there that is no variable's name (a pasted key), or a
+    URL with credentials (user:password@) or a query (which the specs, answers and reports would
+    record), is refused without showing it."""
+    errors = []
+    env = entry.get("api_key_env")
+    if env is not None and looks_like_key(env):
+        errors.append(f"{key}.api_key_env: the value is not shown (it may be a secret): it looks "
+                      f"like a key, not a variable's name ({API_KEY_ENV_HINT})")
+    url = entry.get("url")
+    if isinstance(url, str):
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - a malformed port raises ValueError
+        except ValueError:
+            parts = None
+        if parts is None or not parts.scheme or not parts.hostname:
+            errors.append(f"{key}.url: not a URL http(s)://host[:port][/path] (the value is not "
+                          "shown: it may hold a secret)")
+        elif "@" in parts.netloc:
+            errors.append(f"{key}.url: the URL holds credentials (user:password@, not shown); "
+                          "they are never sent nor written: remove them and give the API key "
+                          "through api_key_env")
+        elif parts.query or parts.fragment:
+            errors.append(f"{key}.url: the URL has a query or fragment (not shown: it may hold a "
+                          "key); it would be written into specs, answers and reports: remove it "
+                          "and give the API key through api_key_env")
+    return errors
+
+
 def _check_qualitative(config: dict, base: Path, check_files: bool) -> list[str]:
     """Suites that load, known models (registry names or endpoints), one name each, a judge
     that is a registry model or has a URL, a readable filled sheet."""
@@ -518,6 +553,8 @@ def _check_qualitative(config: dict, base: Path, check_files: bool) -> list[str]
                 errors.append(f"qualitative.suites.{name}: {e}")
     seen = set()
     for i, entry in enumerate(q["models"]):
+        if isinstance(entry, dict):
+            errors += _endpoint_secrets(f"qualitative.models[{i}]", entry)
         name = qualitative_name(entry)
         if name in seen:
             errors.append(f"qualitative.models[{i}]: '{name}' is listed twice")
@@ -530,6 +567,7 @@ def _check_qualitative(config: dict, base: Path, check_files: bool) -> list[str]
             errors.append(f"qualitative.models[{i}].name: '{name}' is a model of the registry; "
                           "give the endpoint another name")
     judge = q["judge"]
+    errors += _endpoint_secrets("qualitative.judge", judge) if judge else []
     if judge and "url" not in judge and _model_problem(config, judge["model"]):
         errors.append(f"qualitative.judge.model: {_model_problem(config, judge['model'])} "
                       "(or give qualitative.judge.url for an endpoint)")

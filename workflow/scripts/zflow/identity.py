@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from zflow import paths
-from zflow.io import read_json, write_json
+from zflow.io import read_json, remove_tree, write_json
 
 
 def fingerprint(obj, files=()) -> str:
@@ -66,7 +66,7 @@ def claim(run_dir, fp: str, entries, keyed_on: dict | None = None, keep: bool = 
                   flush=True)
         else:
             for e in present:
-                shutil.rmtree(run_dir / e, ignore_errors=True)
+                remove_tree(run_dir / e)
             print("settings changed: previous partial state discarded", flush=True)
     write_json(run_dir / paths.RUN_JSON, {"fingerprint": fp, "keyed_on": keyed_on or {}})
     return moved

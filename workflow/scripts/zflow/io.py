@@ -63,20 +63,57 @@ def read_json(path):
     return json.loads(Path(path).read_text())
 
 
+RESULTS = "results"  # every output of the workflow lies under it (zflow.paths)
+
+
+class UnsafePath(ValueError):
+    pass
+
+
+def owned(path, root=None) -> Path:
+    """``path``, resolved, when it is one of the workflow's outputs: at least two levels inside
+    the results folder (``results/<kind>/<name>…``; ``root``: default ``./results``), reached
+    without a ``.`` or ``..`` component. Else UnsafePath: nothing outside its own output is ever
+    removed or replaced (the schema refuses such names first; this is the second line)."""
+    root = Path(root or RESULTS).resolve()
+    if any(part in (".", "..") for part in str(path).replace(os.sep, "/").split("/")[1:]):
+        raise UnsafePath(f"refusing to remove or replace {path}: it has a '.' or '..' component")
+    resolved = Path(os.path.abspath(path))
+    try:
+        inside = resolved.parent.resolve().relative_to(root).parts + (resolved.name,)
+    except ValueError:
+        raise UnsafePath(f"refusing to remove or replace {path}: not inside {root}") from None
+    if len(inside) < 2:
+        raise UnsafePath(f"refusing to remove or replace {path}: a folder of {root} itself")
+    return resolved
+
+
+def remove_tree(path, root=None) -> None:
+    """Remove one of the workflow's own outputs (see ``owned``): a folder and what it holds, or
+    a file or link; nothing when it is gone already."""
+    path = owned(path, root)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
 @contextlib.contextmanager
-def atomic_dir(final):
+def atomic_dir(final, root=None):
     """Yield a temporary directory that is renamed to ``final`` only on success.
 
-    Anything half-written stays under ``<final>.tmp`` and is never consumed downstream.
+    Anything half-written stays under ``<final>.tmp`` and is never consumed downstream. Both
+    paths must be outputs of the workflow (``owned``).
     """
     final = Path(final)
+    owned(final, root)
     tmp = final.with_name(final.name + ".tmp")
     if tmp.exists():
-        shutil.rmtree(tmp)
+        remove_tree(tmp, root)
     tmp.mkdir(parents=True)
     yield tmp
     if final.exists():
-        shutil.rmtree(final)
+        remove_tree(final, root)
     os.replace(tmp, final)
 
 

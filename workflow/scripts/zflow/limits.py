@@ -93,18 +93,37 @@ class Stopper:
         return None
 
 
-def agree(stop: bool) -> bool:
-    """True on every rank when any rank wants to stop (a no-op in a single process)."""
+# why a rank stops, as one number all ranks can agree on (the largest wins)
+NO_STOP, TIME_LIMIT, SIGNAL = 0, 1, 2
+KINDS = {TIME_LIMIT: "before the time limit", SIGNAL: "at a signal"}
+
+
+def kind(reason: str | None) -> int:
+    if reason is None:
+        return NO_STOP
+    return TIME_LIMIT if "before the time limit" in reason else SIGNAL
+
+
+def agree(code: int) -> int:
+    """The largest stop code of all ranks, on every rank (a no-op in a single process)."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
-        return stop
+        return code
     import torch
 
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    flag = torch.tensor([1 if stop else 0], device=device)
+    flag = torch.tensor([code], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag.item())
+    return int(flag.item())
+
+
+def stop_reason(own: str | None, agreed: int) -> str | None:
+    """What this rank records: its own reason, else the kind another rank stopped for (each
+    rank reads its own clock, so one may cross the margin a step before the others)."""
+    if agreed == NO_STOP:
+        return None
+    return own or f"another rank stopped {KINDS[agreed]}"
 
 
 def callback(stopper: Stopper):
@@ -119,10 +138,10 @@ def callback(stopper: Stopper):
             now = stopper.clock()
             stopper.slowest_step = max(stopper.slowest_step, now - getattr(self, "t_step", now))
             self.t_end = now
-            why = stopper.reason()
-            if agree(why is not None) and state.global_step < state.max_steps:
+            why = stop_reason(own := stopper.reason(), agree(kind(own)))
+            if why and state.global_step < state.max_steps:
                 control.should_save = control.should_training_stop = True
-                stopper.stopped = (state.global_step, why or "another rank stopped")
+                stopper.stopped = (state.global_step, why)
 
         def on_save(self, args, state, control, **kw):
             if hasattr(self, "t_end"):

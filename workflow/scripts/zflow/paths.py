@@ -6,6 +6,10 @@ Names inside a run directory (``RUN_JSON``, ``STATE``, ...) are what the scripts
 
 from __future__ import annotations
 
+# A user-chosen name that becomes a path component or a wildcard (the schema's $defs/name,
+# anchored there; rules/common.smk constrains the wildcards with it): never "." or "..".
+NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+
 # inputs fetched from the hub
 DOWNLOAD = "results/downloads/{source}.json"
 PREFETCH = "results/prefetch.json"

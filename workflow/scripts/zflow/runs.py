@@ -7,10 +7,10 @@ aside and a new one starts.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from zflow import identity, launch, metrics, paths
+from zflow.io import remove_tree
 
 
 def complete_states(state_dir: Path) -> list[tuple[int, Path]]:
@@ -42,7 +42,7 @@ def resume_state(run: Path, fp: str, entries, keyed_on: dict, fields: list[str],
         for d in state.glob("checkpoint-*"):  # half-written states are never resumed from
             if not (d / "COMPLETE").exists() or int(d.name.split("-")[-1]) > newest:
                 print(f"removing incomplete state {d}")
-                shutil.rmtree(d, ignore_errors=True)
+                remove_tree(d)
         metrics.trim(run / paths.STATE_METRICS, newest, fields)
     launch.start_distributed(cuda)  # the other ranks read the states once rank 0 cleaned them
     states = complete_states(state)
