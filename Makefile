@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM := false
 TARGET ?= all
 CONFIG ?= config/config.yaml
 
-.PHONY: demo test smoke venv lint fmt dag status plan bench run nanotron-env report
+.PHONY: demo test smoke venv sysdeps lint fmt dag status plan bench run nanotron-env report
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,7 +22,18 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed sysdeps
+
+# System packages the workflow itself needs: bubblewrap (bwrap), the sandbox of the GRPO code
+# reward (docs/sandbox.md). Installed from Debian when missing and root; else a note.
+sysdeps:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing bubblewrap (the code reward's sandbox)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else echo "note: no bwrap (Debian bubblewrap); the code reward will refuse to start:" \
+	    "install it, or see posttrain.<name>.train.rewards[].allow_process_sandbox in docs/sandbox.md"; fi; }
 
 demo: venv
 	@start=$$(date +%s); \

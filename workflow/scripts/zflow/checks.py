@@ -21,9 +21,12 @@ alternative phrases (``[Divina Commedia, Divine Comedy]``), found when any of th
   blocks, else the ``def`` and its body) runs in a subprocess and the function is called once
   per case. Score: the share of cases returning the expected value; a timeout scores 0.
 
-The code runs in :mod:`zflow.sandbox` (``python -I`` in a fresh temporary directory, resource
-limits, network and process creation blocked, its process group killed at the timeout): a guard
-against mistakes and loops, not a security boundary.
+The code runs in :mod:`zflow.sandbox` with ``isolation="auto"``: under bubblewrap where it runs
+(its own namespaces, read-only file system, empty environment, nothing outlives the timeout), else
+the weaker process sandbox (resource, process and network limits, but the file system is
+readable): docs/sandbox.md says what each guarantees. Unlike the GRPO code reward (which refuses
+without bubblewrap unless ``allow_process_sandbox`` is set), a rule check scores a handful of
+answers on a login or eval node, so it falls back rather than stop the benchmark.
 """
 
 from __future__ import annotations

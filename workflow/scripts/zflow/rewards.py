@@ -222,9 +222,28 @@ def extract_code(text: str) -> str:
 
 
 def code_reward(timeout_s: float = 10.0, memory_mb: int = 1024, cpu_s: int | None = None,
-                fsize_mb: int = 16, workers: int = 4, column: str = "tests",
-                closer: str = REASONING_CLOSER) -> RewardFunc:
-    """1.0 when the completion's code followed by the item's tests exits cleanly in the sandbox."""
+                fsize_mb: int = 16, disk_mb: int = 64, max_files: int = 10_000, workers: int = 4,
+                column: str = "tests", closer: str = REASONING_CLOSER,
+                allow_process_sandbox: bool = False) -> RewardFunc:
+    """1.0 when the completion's code followed by the item's tests exits cleanly in the sandbox.
+
+    The sandbox is bubblewrap's (:mod:`zflow.sandbox`, ``docs/sandbox.md``); where bwrap cannot
+    run the factory refuses (:class:`zflow.sandbox.SandboxUnavailable`, a ValueError) unless
+    ``allow_process_sandbox`` accepts the weaker process sandbox (no file-system isolation).
+    """
+    isolation = "auto" if allow_process_sandbox else "bwrap"
+    ok, why = sandbox.bwrap_status()
+    if not ok and allow_process_sandbox:
+        ok, why_not = sandbox.process_status()
+        if not ok:
+            raise sandbox.SandboxUnavailable(f"code reward: no sandbox runs here: {why}; {why_not}")
+    elif not ok:
+        raise sandbox.SandboxUnavailable(
+            f"code reward: its sandbox needs bubblewrap, which cannot run here: {why}. Install "
+            "it (Debian: apt-get install bubblewrap), or accept the weaker process sandbox (no "
+            "file-system isolation: the code can read and write what the trainer's user can) "
+            "with `allow_process_sandbox: true` in this reward's settings, e.g. "
+            "{name: code, allow_process_sandbox: true}")
 
     def score(completion, tests) -> float | None:
         if tests is None:
@@ -232,7 +251,8 @@ def code_reward(timeout_s: float = 10.0, memory_mb: int = 1024, cpu_s: int | Non
         tests = "\n".join(tests) if isinstance(tests, (list, tuple)) else str(tests)
         code = extract_code(answer_part(completion_text(completion, closer), closer))
         result = sandbox.run_python(code, tests, timeout_s=timeout_s, memory_mb=memory_mb,
-                                    cpu_s=cpu_s, fsize_mb=fsize_mb)
+                                    cpu_s=cpu_s, fsize_mb=fsize_mb, disk_mb=disk_mb,
+                                    max_files=max_files, isolation=isolation)
         return 1.0 if result.passed else 0.0
 
     def reward(prompts, completions, **kwargs):
