@@ -163,6 +163,20 @@ def write_config(workdir: Path, cfg: dict) -> None:
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def results_root(tmp_path_factory):
+    """Removals are refused outside the results folder (zflow.io.owned): tests run scripts on
+    their own temporary paths, so the folder is pytest's temporary root (workflow runs under it
+    still write only results/; tests/test_safe_names.py checks the default, ./results)."""
+    old = os.environ.get("ZFLOW_RESULTS_ROOT")
+    os.environ["ZFLOW_RESULTS_ROOT"] = str(tmp_path_factory.getbasetemp())
+    yield
+    if old is None:
+        os.environ.pop("ZFLOW_RESULTS_ROOT", None)
+    else:
+        os.environ["ZFLOW_RESULTS_ROOT"] = old
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
     """The embedded default, run once end to end through Snakemake (target `all`)."""

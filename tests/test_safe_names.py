@@ -87,6 +87,7 @@ def test_one_rule_for_schema_and_wildcards():
 @pytest.fixture
 def results(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ZFLOW_RESULTS_ROOT", raising=False)  # the default: ./results
     for name in ("a", "b"):
         d = tmp_path / "results" / "tokenizers" / name
         d.mkdir(parents=True)

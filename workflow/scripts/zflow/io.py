@@ -72,10 +72,12 @@ class UnsafePath(ValueError):
 
 def owned(path, root=None) -> Path:
     """``path``, resolved, when it is one of the workflow's outputs: at least two levels inside
-    the results folder (``results/<kind>/<name>…``; ``root``: default ``./results``), reached
-    without a ``.`` or ``..`` component. Else UnsafePath: nothing outside its own output is ever
-    removed or replaced (the schema refuses such names first; this is the second line)."""
-    root = Path(root or RESULTS).resolve()
+    the results folder (``results/<kind>/<name>…``), reached without a ``.`` or ``..``
+    component. Else UnsafePath: nothing outside its own output is ever removed or replaced (the
+    schema refuses such names first; this is the second line). The results folder: ``root``,
+    else ``$ZFLOW_RESULTS_ROOT`` (the test suite points it at its temporary folder, where tests
+    run scripts on their own paths), else ``./results`` (a job runs in the workflow's folder)."""
+    root = Path(root or os.environ.get("ZFLOW_RESULTS_ROOT") or RESULTS).resolve()
     if any(part in (".", "..") for part in str(path).replace(os.sep, "/").split("/")[1:]):
         raise UnsafePath(f"refusing to remove or replace {path}: it has a '.' or '..' component")
     resolved = Path(os.path.abspath(path))

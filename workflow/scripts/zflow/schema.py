@@ -13,6 +13,7 @@ the value: ``<key>: the value is not shown (it may be a secret): <what is wrong>
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from pathlib import Path
 
@@ -234,12 +235,19 @@ def error_message(error, secrets=()) -> str:
     return scrub(text, secrets)
 
 
+@functools.lru_cache(maxsize=4)
+def _compiled(schema_path: str):
+    """The schema's validator, parsed once per process (defaults are deep-copied into configs,
+    so the schema itself is never changed)."""
+    return _validator(yaml.safe_load(Path(schema_path).read_text()))
+
+
 def load(config: dict, schema_path: Path = SCHEMA) -> dict:
     """A validated copy of ``config`` with the schema's defaults; ConfigError lists problems
     (never showing a secret: see the module's docstring)."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
     cfg = copy.deepcopy(dict(config))
-    errors = sorted(_validator(schema).iter_errors(cfg), key=lambda e: list(map(str, e.path)))
+    errors = sorted(_compiled(str(schema_path)).iter_errors(cfg),
+                    key=lambda e: list(map(str, e.path)))
     if errors:
         secrets = secret_values(config)
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(
