@@ -79,8 +79,10 @@ checkpoint pretrain_nanotron:
         log("pretrain", "lang"),
     wildcard_constraints:
         lang=PLAN.langs_regex("nanotron"),
+    # the job script is the workflow's; nanotron runs in pretrain.nanotron.python (one environment,
+    # built by `make nanotron-env`, not a second one from envs/nanotron.yaml under --sdm conda)
     conda:
-        "../envs/nanotron.yaml"
+        "../envs/workflow.yaml"
     resources:
         nodes=lambda w: PLAN.nodes(w.lang),
         tasks=lambda w: PLAN.nodes(w.lang),

@@ -216,3 +216,29 @@ def test_more_tasks_and_checkpoints_add_exactly_their_jobs(wd):
     assert steps["total"]["jobs"] == base["total"]["jobs"] + 8
     n = cost.n_params(PROD["languages"]["ita"]["model"])
     assert s["convert_checkpoint"]["disk_bytes"] == b["convert_checkpoint"]["disk_bytes"] + 2 * n
+
+
+def test_checkpoint_retention_in_the_plan(wd):
+    """make plan's disk column follows pretrain.keep_checkpoints, and it lists what the policy
+    keeps and removes (unset: what {newest: 2} would)."""
+    n = cost.n_params(PROD["languages"]["ita"]["model"])
+    each = n * (cost.WEIGHT_BYTES + cost.STATE_BYTES)
+    base, out = cost_plan(wd, "--target", "all_ita", "--configfile", "config/zagreus.yaml")
+    assert by_rule(base)["pretrain_nanotron"]["disk_bytes"] == 400 * each
+    assert "keep_checkpoints unset: all 400 kept (2.45 TB), none removed" in out
+    assert "  with {newest: 2}: 14 kept (85.8 GB: the 12 steps the config names + the newest " \
+        "2), 386 removed (2.37 TB)" in out
+    assert [(r["policy"], len(r["kept"])) for r in base["retention"]] == [(None, 400),
+                                                                         ({"newest": 2}, 14)]
+    cfg = copy.deepcopy(PROD)
+    cfg["languages"]["ita"]["pretrain"]["keep_checkpoints"] = {"newest": 2}
+    (wd / "config/keep2.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    kept, out = cost_plan(wd, "--target", "all_ita", "--configfile", "config/keep2.yaml")
+    print(out)
+    rows = by_rule(kept)
+    assert rows["pretrain_nanotron"]["disk_bytes"] == 14 * each
+    assert kept["total"]["disk_bytes"] == base["total"]["disk_bytes"] - 386 * each
+    assert {r: row["jobs"] for r, row in rows.items()} == \
+        {r: row["jobs"] for r, row in by_rule(base).items()}  # the same jobs: nothing re-runs
+    assert "languages.ita.pretrain.keep_checkpoints: newest 2: 14 kept (85.8 GB" in out
+    assert "14 of 400 checkpoints kept (keep_checkpoints: newest 2)" in out

@@ -49,8 +49,9 @@ def job(tmp_path, train_steps=10, latest=None, log_lines=()):
     if log_lines:
         log.parent.mkdir(parents=True)
         log.write_text("\n".join(log_lines) + "\n")
+    # the interpreter of the "nanotron environment": the one running the tests (no nanotron)
     spec = {"lang": "ita", "config": str(config), "checkout": str(fake_checkout(tmp_path)),
-            "nodes": 1, "gpus_per_node": 1, "peak_tflops": 312.0, "identity": "abcd",
+            "python": sys.executable, "nodes": 1, "gpus_per_node": 1, "peak_tflops": 312.0, "identity": "abcd",
             "run_dir": str(run_dir), "log": str(log),
             "metrics": str(run_dir / "train_metrics.csv"),
             "summary": str(run_dir / "train_summary.json")}

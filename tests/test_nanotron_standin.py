@@ -75,7 +75,7 @@ def write_job(tmp: Path, data: dict, train_steps: int = 12):
     spec = Plan(PROD, check_files=False).spec("pretrain_nanotron", lang="ita")
     spec = {k: str(tmp / v) if k in ("config", "run_dir", "log", "metrics", "summary") else v
             for k, v in spec.items()}
-    spec.update(checkout=str(STANDIN), nodes=1, gpus_per_node=1)
+    spec.update(checkout=str(STANDIN), python=sys.executable, nodes=1, gpus_per_node=1)
     cfg = nanotron.make_config(
         model=schema.defaults("languages/*/model") | {
             "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
@@ -134,7 +134,8 @@ def full_run(data, tmp_path_factory):
 
 def test_environment_checks_skip_only_the_nanotron_imports(tmp_path, capsys):
     cfg = {"tokenizer": {"tokenizer_name_or_path": str(tmp_path / "no-tokenizer")}}
-    problems = nanotron.environment_problems({"checkout": str(STANDIN)}, cfg)
+    here = {"lang": "ita", "python": sys.executable}  # the stand-in environment: this python
+    problems = nanotron.environment_problems({**here, "checkout": str(STANDIN)}, cfg)
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "zflow's nanotron stand-in" in out
     assert "nanotron, flash-attn and datatrove-signature checks are skipped" in out
@@ -147,10 +148,10 @@ def test_environment_checks_skip_only_the_nanotron_imports(tmp_path, capsys):
     marker_only.mkdir()
     (marker_only / nanotron.STANDIN_MARKER).write_text("stand-in")
     assert any("no run_train.py" in p for p in nanotron.environment_problems(
-        {"checkout": str(marker_only)}, cfg))
+        {**here, "checkout": str(marker_only)}, cfg))
     capsys.readouterr()
     if importlib.util.find_spec("nanotron") is None:  # a real checkout still needs nanotron
-        problems = nanotron.environment_problems({"checkout": str(tmp_path)}, cfg)
+        problems = nanotron.environment_problems({**here, "checkout": str(tmp_path)}, cfg)
         assert any("nanotron is not importable" in p for p in problems)
         assert any("DatatroveFolderDataset takes no folder_path" in p for p in problems) == \
             installed_datatrove_is_pypi()
@@ -163,7 +164,8 @@ def test_environment_checks_skip_only_the_nanotron_imports(tmp_path, capsys):
 def test_job_launches_the_standin_and_logs_every_step(full_run):
     spec, cfg, out = full_run
     assert "is zflow's nanotron stand-in" in out and "checks are skipped" in out
-    assert "torchrun --standalone --nproc_per_node=1" in out and "run_train.py --config-file" in out
+    assert f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node=1" in out
+    assert "run_train.py --config-file" in out
     log = Path(spec["log"]).read_text()
     first = nanotron._ANSI.sub("", log.splitlines()[0])
     assert "STAND-IN" in first and "does NOT run nanotron" in first
@@ -204,7 +206,7 @@ def test_checkpoints_are_complete_and_sample_the_folders_by_weight(full_run):
         assert abs(consumed[folder] / 32 - w * 48) <= 1, (folder, w, consumed)
 
 
-def test_converted_step_has_the_standins_logits(full_run, data, tmp_path):
+def test_converted_step_has_the_standins_logits(full_run, data, tmp_path, monkeypatch):
     from convert_nanotron import main
     from transformers import AutoModelForCausalLM
     from zflow.plan import Plan
@@ -212,11 +214,12 @@ def test_converted_step_has_the_standins_logits(full_run, data, tmp_path):
     spec, cfg, _ = full_run
     step_dir = Path(cfg["checkpoints"]["checkpoints_path"]) / "12"
     conv = Plan(PROD, check_files=False).spec("convert_checkpoint", lang="ita", step=12)
-    conv.update(checkpoint=str(step_dir), output=str(tmp_path / "hf"),
+    monkeypatch.chdir(tmp_path)  # outputs only under the workflow's results/ (zflow.io.owned)
+    conv.update(checkpoint=str(step_dir), output=str(tmp_path / "results/converted/hf"),
                 tokenizer=data["tokenizer"], vocab_size=data["vocab"])
     (tmp_path / "convert.json").write_text(json.dumps(conv))
     main(["--spec", str(tmp_path / "convert.json")])
-    hf = tmp_path / "hf"
+    hf = tmp_path / "results/converted/hf"
     assert json.loads((hf / "config.json").read_text())["dtype"] == "bfloat16"
     model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32).eval()  # exact upcast
     probe = torch.load(step_dir / "standin_probe.pt")  # the stand-in's model at step 12

@@ -1,8 +1,15 @@
 """Convert one nanotron checkpoint step into an HF LlamaForCausalLM directory.
 
-Handles tensor-parallel shards, tied embeddings and rope_interleaved. A step is converted only
-when it is complete (its metadata written and ``latest.txt`` at or past it); anything else is
-refused with the reason. The output (safetensors + config + tokenizer) appears only when whole.
+Handles tensor-parallel shards, tied embeddings and rope_interleaved. The output (safetensors +
+config + tokenizer) appears only when whole.
+
+Which steps, whatever instant a kill stopped nanotron at (zflow.nanotron.WRITE_ORDER, nanotron's
+write order at the pin): a step ``latest.txt`` has not reached is not a checkpoint yet and is
+refused, saying so (nanotron resumes from the previous step and writes this one again; the plan
+makes the conversion wait for the pretrain_nanotron job). A step ``latest.txt`` has reached is
+nanotron's: what it writes after latest.txt and a kill left out (model_config.json) is written
+first from the step's config.yaml (nanotron saves the same model config there), then the step is
+converted. A truncated weight file is refused with its name.
 """
 
 from __future__ import annotations
@@ -20,9 +27,16 @@ def main(argv=None):
 
     try:
         step = nanotron.check_complete(spec["checkpoint"])
+        try:
+            for f in nanotron.complete_checkpoint(spec["checkpoint"]):
+                print(f"step {step}: {f} written from its config.yaml (nanotron was stopped "
+                      "after latest.txt, before it)", flush=True)
+        except OSError as e:  # a read-only checkpoint: the model config is read from config.yaml
+            print(f"step {step}: could not complete the checkpoint ({e}); its model config is "
+                  "read from its config.yaml", flush=True)
         sd, mc = nanotron.read_checkpoint(spec["checkpoint"])
     except nanotron.IncompleteCheckpoint as e:
-        die(f"refusing to convert an incomplete checkpoint: {e}")
+        die(f"not converting step {Path(spec['checkpoint']).name}: {e}")
     vocab = spec["vocab_size"] or mc["vocab_size"]
     for key in ("model.embed_tokens.weight", "lm_head.weight"):
         if key in sd:

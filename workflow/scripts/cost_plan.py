@@ -7,7 +7,9 @@
 Run from the workflow's directory. The job list is a real dry run (``snakemake <target>
 --dry-run``, with --configfile / --profile passed through) parsed job by job; the config is the
 one that dry run names in its header; the arithmetic is ``zflow.cost``; the figures are the
-config's ``cost`` section, printed with their sources. The profile is passed as is (its
+config's ``cost`` section, printed with their sources. For each nanotron run it lists what
+checkpoint retention (``pretrain.keep_checkpoints``, zflow.retention) keeps and removes by the
+end of the run, and, when none is set, what a typical policy (newest 2) would. The profile is passed as is (its
 threads / cpus_per_task give the cores of CPU jobs). With Slurm's binaries installed and no
 controller answering ``scontrol ping``, the Slurm plugin's import-time probe would add ~9 s to
 the dry run: a stand-in ``scontrol`` that fails at once is put first on the dry run's PATH (the
@@ -137,6 +139,50 @@ def table(rows: list[cost.Row], total: cost.Row) -> str:
     return "\n".join(head + [line(r) for r in rows] + [line(total, bold=True)])
 
 
+def step_ranges(steps: list[int], among: list[int]) -> str:
+    """``steps`` as runs of consecutive entries of ``among``: '5,000–90,000 (18), 100,000'."""
+    pos = {s: i for i, s in enumerate(among)}
+    runs: list[list[int]] = []
+    for s in sorted(steps):
+        if runs and pos[s] == pos[runs[-1][-1]] + 1:
+            runs[-1].append(s)
+        else:
+            runs.append([s])
+    return ", ".join(f"{r[0]:,}" if len(r) == 1 else f"{r[0]:,}–{r[-1]:,} ({len(r)})"
+                     for r in runs)
+
+
+def retention_lines(plan, lang: str) -> tuple[list[str], list[dict]]:
+    """What checkpoint retention keeps and removes of ``lang``'s nanotron run (the config's
+    policy; with none, also the typical one)."""
+    r = cost.kept_checkpoints(plan, lang)
+    found = [r]
+    key = f"languages.{lang}.pretrain.keep_checkpoints"
+    head = (f"- {lang}: {len(r['steps'])} checkpoints by step {r['steps'][-1]:,}, "
+            f"{bytes_str(r['bytes_each'])} each (model + optimizer state); ")
+
+    def kept_removed(x):
+        named = len(x["needed"])
+        return (f"{len(x['kept'])} kept ({bytes_str(x['kept_bytes'])}: the {named} steps the "
+                f"config names + the newest {x['policy']['newest']}), {len(x['removed'])} "
+                f"removed ({bytes_str(x['removed_bytes'])}) — removed steps: "
+                f"{step_ranges(x['removed'], x['steps']) or 'none'}")
+
+    if r["policy"]:
+        lines = [head + f"{key}: newest {r['policy']['newest']}: " + kept_removed(r),
+                 "  removed when the pretrain_nanotron job ends, so until then every checkpoint "
+                 f"is on disk ({bytes_str(len(r['steps']) * r['bytes_each'])}); "
+                 f"`python -m zflow.retention --configfile … --lang {lang} --every 3600` "
+                 "removes them while it trains"]
+    else:
+        typical = cost.kept_checkpoints(plan, lang, {"newest": cost.TYPICAL_NEWEST})
+        found.append(typical)
+        lines = [head + f"{key} unset: all {len(r['kept'])} kept "
+                 f"({bytes_str(r['kept_bytes'])}), none removed",
+                 f"  with {{newest: {cost.TYPICAL_NEWEST}}}: " + kept_removed(typical)]
+    return lines, found
+
+
 def report(plan, target, files, costs, rows, total, seconds) -> str:
     gpu = plan.config["cost"]["gpu"]
     out = [f"Cost plan of `{target}` ({', '.join(files)}): {total.jobs} jobs would run "
@@ -156,6 +202,11 @@ def report(plan, target, files, costs, rows, total, seconds) -> str:
     if big:
         out += ["", "Training jobs:"]
         out += [f"- {c.rule} {','.join(map(str, c.wildcards.values()))}: {c.note}" for c in big]
+    nano = [c.wildcards["lang"] for c in costs if c.rule == "pretrain_nanotron"]
+    if nano:
+        out += ["", "Checkpoint retention (nanotron keeps every checkpoint unless "
+                "`languages.<lang>.pretrain.keep_checkpoints` is set; zflow/retention.py):"]
+        out += [line for lang in nano for line in retention_lines(plan, lang)[0]]
     unknown: dict[str, dict[str, list[str]]] = {}
     for c in costs:
         for part in filter(None, c.unknown.split("; ")):
@@ -206,7 +257,9 @@ def main(argv=None) -> int:
         Path(args.json).write_text(json.dumps(
             {"target": args.target, "config_files": files, "figures": cost.figures(plan),
              "rows": [plain(r) for r in rows], "total": plain(total),
-             "jobs": [plain(c) for c in costs]}, indent=1))
+             "jobs": [plain(c) for c in costs],
+             "retention": [x for c in costs if c.rule == "pretrain_nanotron"
+                           for x in retention_lines(plan, c.wildcards["lang"])[1]]}, indent=1))
     return 0
 
 

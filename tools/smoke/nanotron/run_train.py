@@ -25,11 +25,13 @@ estimate). Checkpoints: nanotron's layout (zflow.nanotron.write_checkpoint) with
 config.yaml, checkpoint_metadata.json (consumed samples and tokens per stage and folder), the
 AdamW state in optimizer/standin_adamw.pt (not nanotron's format) and standin_probe.pt (float32
 logits of the saved weights on fixed ids: tests compare the converted model with them), written
-aside (``<root>/.standin-<step>``) and moved in, latest.txt last. Resuming reloads the weights
+aside (``<root>/.standin-<step>``) and moved in, then latest.txt, then model_config.json (nanotron's
+order, zflow.nanotron.WRITE_ORDER). Resuming reloads the weights
 (rounded to model.dtype: close to, not bitwise equal to, an uninterrupted run), the AdamW state,
 the step count, the LR schedule and the data position. Not modelled: parallelism, mixed
 precision, save_initial_state, init_method.path, validation.
-ZFLOW_STANDIN_FAIL_AFTER=N exits 1 after step N (tests: an interrupted run).
+ZFLOW_STANDIN_FAIL_AFTER=N exits 1 after step N (tests: an interrupted run);
+ZFLOW_STANDIN_KILL_BEFORE_MODEL_CONFIG=N exits 1 between step N's latest.txt and model_config.json.
 """
 
 from __future__ import annotations
@@ -119,10 +121,9 @@ def save(cfg, model, optim, step, stages_meta, gbs):
     dtype, frozen = getattr(torch, cfg["model"]["dtype"]), copy.deepcopy(model).eval()
     for q in frozen.parameters():  # the weights as saved (rounded to model.dtype), in float32
         q.data = q.data.to(dtype).float()
+    # config.yaml, the weights, the metadata; latest.txt and model_config.json below
     d = nanotron.write_checkpoint(frozen, aside, step, rope_interleaved=mc["rope_interleaved"],
-                                  dtype=dtype)
-    (aside / "latest.txt").unlink()
-    (d / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=True))
+                                  dtype=dtype, config=cfg, stop_after="checkpoint_metadata.json")
     seq = cfg["tokens"]["sequence_length"]
     (d / "checkpoint_metadata.json").write_text(json.dumps({
         "tp": 1, "dp": 1, "cp": 1, "version": "1.5", "metas": {
@@ -137,7 +138,12 @@ def save(cfg, model, optim, step, stages_meta, gbs):
     shutil.rmtree(root / str(step), ignore_errors=True)
     d.rename(root / str(step))
     shutil.rmtree(aside)
-    (root / "latest.txt").write_text(str(step))  # last, as nanotron
+    (root / "latest.txt").write_text(str(step))
+    if step == int(os.environ.get("ZFLOW_STANDIN_KILL_BEFORE_MODEL_CONFIG", "0")):
+        sys.exit(f"stand-in: killed between latest.txt and model_config.json of step {step}")
+    # model_config.json after latest.txt, as nanotron (zflow.nanotron.WRITE_ORDER)
+    (root / str(step) / nanotron.MODEL_CONFIG).write_text(
+        json.dumps(nanotron.derived_model_config(cfg)))
     log(f"[Saving checkpoint] step {step} -> {root / str(step)}")
 
 

@@ -16,7 +16,10 @@ here is an estimate, none a measurement of the run it describes.
   GPU-hours at ``pretrain_tokens_per_sec_per_gpu``; wall: GPU-hours / GPUs of the job (nodes x
   GPUs per node). Disk per parameter: an exported model WEIGHT_BYTES (bf16; 4 for a float32
   hf run), a training state STATE_BYTES (fp32 weights + Adam's two fp32 moments). nanotron keeps
-  every checkpoint's full state (model + optimizer); the hf backend exports weights at every
+  every checkpoint's full state (model + optimizer), unless ``pretrain.keep_checkpoints`` sets a
+  retention policy: then the disk is the checkpoints the job saves that the policy keeps at the
+  end of the run (``kept_checkpoints``: zflow.retention.plan_removals on every step the run
+  saves; the note says that all are on disk until the job ends); the hf backend exports weights at every
   checkpoint and keeps ``keep_last_states`` states.
 - post-training: epochs x the chat data's tokens (or max_steps x micro x accumulation x GPUs x
   sequence length); GPU-hours at ``posttrain_tokens_per_sec_per_gpu``; disk: the model plus
@@ -34,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zflow import chat, data, schedule, schema
+from zflow import chat, data, retention, schedule, schema
 
 WEIGHT_BYTES = 2  # per parameter: an exported bf16 model
 STATE_BYTES = 12  # per parameter: a training state, fp32 weights + Adam's exp_avg, exp_avg_sq
@@ -45,6 +48,7 @@ FIGURES = {  # key of `cost` -> (what, unit)
     "eval_gpu_hours_per_task": ("evaluation", "GPU-hours per (model, task) job"),
     "bytes_per_token": ("data size", "bytes of source data per token"),
 }
+TYPICAL_NEWEST = 2  # the retention policy `make plan` shows beside an unset one
 FIELDS = ("tokens", "gpu_hours", "cpu_hours", "disk_bytes")
 # the order of the table's rows (other rules after these, in the order they come)
 STAGES = ("download", "train_tokenizer", "tokenize", "tokenize_stats", "nanotron_config",
@@ -247,8 +251,14 @@ def pretrain_cost(plan, lang: str, until: int | None = None) -> Cost:
                                              after=done) if s <= end]
     n = n_params(lc["model"])
     if rule == "pretrain_nanotron":
-        disk = len(saved) * n * (WEIGHT_BYTES + STATE_BYTES)
+        r = kept_checkpoints(plan, lang)
+        kept_new = [s for s in saved if s in r["kept"]]
+        disk = len(kept_new) * r["bytes_each"]
         kept = f"{len(saved)} checkpoints x (model + optimizer state)"
+        if r["policy"]:
+            kept = (f"{len(kept_new)} of {len(saved)} checkpoints kept "
+                    f"({retention.describe(r['policy'])}) x (model + optimizer state), all "
+                    f"{len(saved)} on disk until the job ends")
     else:
         weights = 4 if pre["dtype"] == "float32" else WEIGHT_BYTES
         states = min(pre["keep_last_states"], len(saved))
@@ -264,6 +274,24 @@ def pretrain_cost(plan, lang: str, until: int | None = None) -> Cost:
     wildcards = {"lang": lang, **({"step": until} if until else {})}
     return Cost("pretrain_segment" if until else rule, wildcards, tokens=tokens, gpu_hours=gpu_h, cpu_hours=0,
                 disk_bytes=disk, wall_hours=wall(gpu_h, gpus), workers=gpus, note=note)
+
+
+def kept_checkpoints(plan, lang: str, policy: dict | None | str = "config") -> dict:
+    """What checkpoint retention keeps and removes of a nanotron run by its end: every step it
+    saves and every complete one on disk, under ``policy`` (``{"newest": N}``, None: none;
+    default: the config's ``pretrain.keep_checkpoints``). Sizes: a full training state each."""
+    pre = plan.lang(lang)["pretrain"]
+    if policy == "config":
+        policy = pre.get("keep_checkpoints")
+    steps = sorted(set(schedule.saved_steps(pre["train_steps"], pre["checkpoint_interval"]))
+                   | set(plan.checkpoints_on_disk(lang)))
+    needed = [s for s in plan.needed_steps(lang) if s in steps]
+    kept, removed = retention.plan_removals(dict.fromkeys(steps, True), pre["train_steps"],
+                                            needed, policy and policy["newest"], needed)
+    each = n_params(plan.lang(lang)["model"]) * (WEIGHT_BYTES + STATE_BYTES)
+    return {"lang": lang, "policy": policy, "steps": steps, "needed": needed,
+            "kept": sorted(kept), "removed": sorted(removed), "bytes_each": each,
+            "kept_bytes": len(kept) * each, "removed_bytes": len(removed) * each}
 
 
 def interval_note(plan, lang: str, dp: int, gpus: int) -> str:

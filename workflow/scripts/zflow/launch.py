@@ -22,20 +22,30 @@ def slurm_master() -> str:
     return first
 
 
+def torchrun(python: str | None = None) -> list[str]:
+    """torchrun of ``python``'s own environment (``<python> -m torch.distributed.run``: the same
+    interpreter on every node, whatever PATH holds there), else the ``torchrun`` on PATH."""
+    return [python, "-m", "torch.distributed.run"] if python else ["torchrun"]
+
+
 def command(script_and_args: list[str], nodes: int, nproc_per_node: int,
-            master: str | None = None, port: int | None = None) -> list[str]:
-    """The launch command: plain for one process, torchrun for several, srun for several nodes."""
-    if nodes * nproc_per_node == 1:
-        return ["python", *script_and_args]
+            master: str | None = None, port: int | None = None, python: str | None = None,
+            always_torchrun: bool = False) -> list[str]:
+    """The launch command: plain for one process (unless ``always_torchrun``), torchrun for
+    several, srun for several nodes (one torchrun per node). ``python``: the interpreter that
+    runs the script and torchrun (default: ``python`` and ``torchrun`` from PATH)."""
+    if nodes * nproc_per_node == 1 and not always_torchrun:
+        return [python or "python", *script_and_args]
     job = os.environ.get("SLURM_JOB_ID", "0")
     port = port or 29400 + int(job) % 1000
     if nodes == 1:
-        return ["torchrun", "--standalone", f"--nproc_per_node={nproc_per_node}", *script_and_args]
-    master = master or slurm_master()
-    torchrun = ["torchrun", f"--nnodes={nodes}", f"--nproc_per_node={nproc_per_node}",
-                "--rdzv_backend=c10d", f"--rdzv_endpoint={master}:{port}", f"--rdzv_id={job}",
+        return [*torchrun(python), "--standalone", f"--nproc_per_node={nproc_per_node}",
                 *script_and_args]
-    return ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1", *torchrun]
+    master = master or slurm_master()
+    run = [*torchrun(python), f"--nnodes={nodes}", f"--nproc_per_node={nproc_per_node}",
+           "--rdzv_backend=c10d", f"--rdzv_endpoint={master}:{port}", f"--rdzv_id={job}",
+           *script_and_args]
+    return ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1", *run]
 
 
 def under_torchrun() -> bool:

@@ -8,7 +8,9 @@ the environment a nanotron job launches in (the pinned nanotron and datatrove co
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 from zflow import metrics, schedule, tokenized
@@ -16,6 +18,30 @@ from zflow import metrics, schedule, tokenized
 # ---------------------------------------------------------------- checkpoint layout
 
 LAYERS = "model/model/decoder/{i}/pp_block"
+
+# What nanotron writes for a checkpoint, in its order (Trainer.save_checkpoint, trainer.py:1178,
+# and serialize/main.py save() at NANOTRON_COMMIT), relative to the step directory (``..``: the
+# checkpoints root), and what zflow does when a kill stops it right before that entry:
+#   "skip":     the entry comes before latest.txt, so latest.txt still names the previous step:
+#               nanotron resumes from that one and writes this step again; until then the step is
+#               not a checkpoint (check_complete refuses it, saying so; complete_steps omits it).
+#   "complete": the entry comes after latest.txt: nanotron resumes from this step and never writes
+#               it again; zflow writes it from what the step holds (complete_checkpoint).
+#   "ignore":   not needed by nanotron's resume nor by the converter.
+# save() ends with a barrier of every rank: once any rank writes latest.txt, every rank's config,
+# weights, optimizer, lr_scheduler and metadata of the step are on disk. random/ (each rank's own
+# file) and model_config.json (every rank, json.dumps(asdict(model_config))) follow with no barrier.
+WRITE_ORDER = (
+    ("config.yaml", "skip"),  # rank 0 (re-read by nanotron as a sanity check)
+    ("model", "skip"),  # weights: dp rank 0 of each tp / pp rank
+    ("optimizer", "skip"),
+    ("lr_scheduler", "skip"),
+    ("checkpoint_metadata.json", "skip"),  # rank 0, then the barrier
+    ("random", "ignore"),  # RNG states, one file per rank; never loaded at the pin
+    ("../latest.txt", "skip"),  # every rank, the step number (no newline)
+    ("model_config.json", "complete"),  # every rank; = config.yaml's model.model_config
+)
+MODEL_CONFIG = "model_config.json"
 
 
 def _shard_name(tp_rank: int, tp: int) -> str:
@@ -26,30 +52,110 @@ class IncompleteCheckpoint(ValueError):
     pass
 
 
+def _step_number(step_dir: Path) -> int | None:
+    if step_dir.name.isdigit():
+        return int(step_dir.name)
+    try:
+        return int(json.loads((step_dir / "checkpoint_metadata.json").read_text())
+                   ["metas"]["last_train_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _written_model_config(step_dir: Path) -> dict | None:
+    """model_config.json as nanotron wrote it; None when absent or cut short by a kill."""
+    try:
+        mc = json.loads((step_dir / MODEL_CONFIG).read_text())
+    except (OSError, ValueError):
+        return None
+    return mc if isinstance(mc, dict) else None
+
+
+def derived_model_config(cfg: dict) -> dict:
+    """The model_config.json nanotron writes, from its config (the step's config.yaml): the
+    same ``model.model_config`` object (the trainer pads its vocab_size in place before the first
+    save), vocab padded to make_vocab_size_divisible_by x tp (a no-op on nanotron's own
+    config.yaml; the stand-in's keeps the unpadded size), kv heads defaulting to heads."""
+    mc = dict(cfg["model"]["model_config"])
+    multiple = (cfg["model"].get("make_vocab_size_divisible_by") or 1) * \
+        ((cfg.get("parallelism") or {}).get("tp") or 1)
+    mc["vocab_size"] = -(-mc["vocab_size"] // multiple) * multiple
+    if mc.get("num_key_value_heads") is None:
+        mc["num_key_value_heads"] = mc["num_attention_heads"]
+    return mc
+
+
+def _config_model_config(step_dir: Path) -> dict | None:
+    import yaml
+
+    try:
+        return derived_model_config(yaml.safe_load((step_dir / "config.yaml").read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError):
+        return None
+
+
 def check_complete(step_dir) -> int:
-    """Return the step of a complete nanotron checkpoint directory, else raise with the reason."""
+    """Return the step of a nanotron checkpoint directory that is a checkpoint, else raise with
+    the reason. A checkpoint: latest.txt has reached it (nanotron writes latest.txt once every
+    rank has written the step's weights, optimizer and metadata), its metadata names it, and its
+    model config is there or can be completed from its config.yaml (WRITE_ORDER: a kill between
+    latest.txt and model_config.json leaves a step nanotron resumes from)."""
     step_dir = Path(step_dir)
+    step, latest = _step_number(step_dir), finished_step(step_dir.parent)
+    if step is not None and (latest is None or latest < step):
+        raise IncompleteCheckpoint(
+            f"{step_dir}: latest.txt has not reached step {step} yet (it is at "
+            f"{'no step' if latest is None else latest}): the step is still being written, or "
+            "nanotron was stopped while writing it and writes it again after resuming from "
+            "latest.txt's step; skipped until then")
     meta = step_dir / "checkpoint_metadata.json"
     if not meta.exists():
-        raise IncompleteCheckpoint(f"{step_dir}: no checkpoint_metadata.json (still being written?)")
+        raise IncompleteCheckpoint(f"{step_dir}: no checkpoint_metadata.json (still being "
+                                   "written? nanotron writes it before latest.txt)")
     try:
         m = json.loads(meta.read_text())
-        step = int(m["metas"]["last_train_step"])
+        meta_step = int(m["metas"]["last_train_step"])
     except (ValueError, KeyError, TypeError) as e:
         raise IncompleteCheckpoint(f"{step_dir}: unreadable checkpoint_metadata.json ({e})") from e
-    if step_dir.name.isdigit() and int(step_dir.name) != step:
-        raise IncompleteCheckpoint(f"{step_dir}: metadata says step {step}")
-    latest = step_dir.parent / "latest.txt"
-    if not latest.exists() or int(latest.read_text().strip() or -1) < step:
-        raise IncompleteCheckpoint(f"{step_dir}: latest.txt has not reached step {step} yet")
-    for f in ("model_config.json", "config.yaml"):
-        if not (step_dir / f).exists():
-            raise IncompleteCheckpoint(f"{step_dir}: missing {f}")
-    return step
+    if step is not None and meta_step != step:
+        raise IncompleteCheckpoint(f"{step_dir}: metadata says step {meta_step}")
+    if not (step_dir / "config.yaml").exists():
+        raise IncompleteCheckpoint(f"{step_dir}: missing config.yaml (nanotron writes it first: "
+                                   "the step was damaged after it was written)")
+    if _written_model_config(step_dir) is None and _config_model_config(step_dir) is None:
+        raise IncompleteCheckpoint(f"{step_dir}: missing {MODEL_CONFIG}, and its config.yaml "
+                                   "has no model.model_config to complete it from")
+    return meta_step
+
+
+def model_config_of(step_dir) -> dict:
+    """The step's model_config.json, or, where a kill came between latest.txt and it, the same
+    dict from the step's config.yaml (derived_model_config)."""
+    step_dir = Path(step_dir)
+    mc = _written_model_config(step_dir) or _config_model_config(step_dir)
+    if mc is None:
+        raise IncompleteCheckpoint(f"{step_dir}: no {MODEL_CONFIG} and no config.yaml to derive "
+                                   "it from")
+    return mc
+
+
+def complete_checkpoint(step_dir) -> list[str]:
+    """Write what a kill after latest.txt left out of a checkpoint (WRITE_ORDER's "complete"
+    entries: model_config.json, from config.yaml), atomically; the files written (none when the
+    step was whole). Refuses (IncompleteCheckpoint) a step that is not a checkpoint yet."""
+    from zflow.io import write_text
+
+    step_dir = Path(step_dir)
+    check_complete(step_dir)
+    if _written_model_config(step_dir) is not None:
+        return []
+    write_text(step_dir / MODEL_CONFIG, json.dumps(_config_model_config(step_dir)))
+    return [MODEL_CONFIG]
 
 
 def complete_steps(root) -> list[int]:
-    """The steps of the complete checkpoints under a checkpoints root (whatever run made them)."""
+    """The steps of the complete checkpoints under a checkpoints root (whatever run made them),
+    those a kill left without model_config.json included (check_complete)."""
     root, steps = Path(root), []
     for d in root.iterdir() if root.is_dir() else []:
         try:
@@ -58,6 +164,39 @@ def complete_steps(root) -> list[int]:
         except (OSError, ValueError):  # IncompleteCheckpoint, or an unreadable latest.txt
             continue
     return sorted(steps)
+
+
+def complete_all(root) -> dict[int, list[str]]:
+    """complete_checkpoint on every checkpoint under ``root``: {step: files written}."""
+    out = {}
+    for step in complete_steps(root):
+        written = complete_checkpoint(Path(root) / str(step))
+        if written:
+            out[step] = written
+    return out
+
+
+def repair_latest(root) -> str | None:
+    """A kill while latest.txt is being written (every rank truncates it, then writes the step)
+    leaves it empty: nanotron's int() of it fails at every relaunch. Rewrite it to the newest
+    step whose model_config.json exists (nanotron writes that after latest.txt, so that step's
+    save was finished), or remove it when there is none (nanotron then starts from scratch).
+    What was done, or None when latest.txt is absent or readable."""
+    root = Path(root)
+    latest = root / "latest.txt"
+    if not latest.exists() or finished_step(root) is not None:
+        return None
+    done = [int(d.name) for d in root.iterdir()
+            if d.name.isdigit() and _written_model_config(d) is not None]
+    if not done:
+        latest.unlink()
+        return (f"{latest} was empty (nanotron was stopped while writing it) and no step has "
+                "its model_config.json: removed, nanotron starts from scratch")
+    from zflow.io import write_text
+
+    write_text(latest, str(max(done)))
+    return (f"{latest} was empty (nanotron was stopped while writing it): set to step "
+            f"{max(done)}, the newest step nanotron finished saving")
 
 
 def _load(path: Path):
@@ -81,7 +220,7 @@ def read_checkpoint(step_dir) -> tuple[dict, dict]:
 
     step_dir = Path(step_dir)
     check_complete(step_dir)
-    mc = json.loads((step_dir / "model_config.json").read_text())
+    mc = model_config_of(step_dir)
     tp = int(json.loads((step_dir / "checkpoint_metadata.json").read_text()).get("tp", 1))
     h, nq, nkv = mc["hidden_size"], mc["num_attention_heads"], mc["num_key_value_heads"]
     d = h // nq
@@ -163,11 +302,17 @@ def hf_config(mc: dict, vocab_size: int | None = None):
 
 
 def write_checkpoint(model, root, step: int, tp: int = 1, rope_interleaved: bool = False,
-                     dtype=None) -> Path:
-    """Write an HF LlamaForCausalLM in nanotron's layout (test fixtures, the reverse direction)."""
+                     dtype=None, config: dict | None = None, stop_after: str | None = None) -> Path:
+    """Write an HF LlamaForCausalLM in nanotron's layout (test fixtures, the reverse direction),
+    in nanotron's order (WRITE_ORDER; optimizer/, lr_scheduler/ and random/ are not written).
+    ``config``: the nanotron config written as config.yaml (default: its model and parallelism
+    sections only). ``stop_after``: a WRITE_ORDER entry after which to stop, as a kill would."""
     import torch
+    import yaml
     from safetensors.torch import save_file
 
+    if stop_after is not None and stop_after not in dict(WRITE_ORDER):
+        raise ValueError(f"stop_after: {stop_after!r} is none of {[n for n, _ in WRITE_ORDER]}")
     cfg = model.config
     sd = {k: v.detach().to(dtype or v.dtype).contiguous() for k, v in model.state_dict().items()}
     h, nq, nkv = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads
@@ -176,38 +321,6 @@ def write_checkpoint(model, root, step: int, tp: int = 1, rope_interleaved: bool
         raise ValueError(f"tp={tp} does not divide heads / kv heads / vocab")
     root = Path(root)
     step_dir = root / str(step)
-
-    def save(folder: Path, tensor, t=None):
-        folder.mkdir(parents=True, exist_ok=True)
-        name = "model_weight.safetensors" if t is None else _shard_name(t, tp)
-        meta = {"version": "1.5"}
-        save_file({"data": tensor.contiguous()}, str(folder / name), metadata=meta)
-
-    def split(tensor, dim):
-        return torch.chunk(tensor, tp, dim=dim)
-
-    for t, part in enumerate(split(sd["model.embed_tokens.weight"], 0)):
-        save(step_dir / "model/model/token_position_embeddings/pp_block/token_embedding", part, t)
-    for i in range(cfg.num_hidden_layers):
-        p, base = f"model.layers.{i}", step_dir / LAYERS.format(i=i)
-        q, k, v = (sd[f"{p}.self_attn.{x}_proj.weight"] for x in "qkv")
-        if rope_interleaved:
-            q, k = _half_to_interleaved(q, nq, d), _half_to_interleaved(k, nkv, d)
-        for t, (qt, kt, vt) in enumerate(zip(split(q, 0), split(k, 0), split(v, 0))):
-            save(base / "attn/qkv_proj", torch.cat([qt, kt, vt]), t)
-        for t, part in enumerate(split(sd[f"{p}.self_attn.o_proj.weight"], 1)):
-            save(base / "attn/o_proj", part, t)
-        gate, up = sd[f"{p}.mlp.gate_proj.weight"], sd[f"{p}.mlp.up_proj.weight"]
-        for t, (gt, ut) in enumerate(zip(split(gate, 0), split(up, 0))):
-            save(base / "mlp/gate_up_proj", torch.cat([gt, ut]), t)
-        for t, part in enumerate(split(sd[f"{p}.mlp.down_proj.weight"], 1)):
-            save(base / "mlp/down_proj", part, t)
-        save(base / "input_layernorm", sd[f"{p}.input_layernorm.weight"])
-        save(base / "post_attention_layernorm", sd[f"{p}.post_attention_layernorm.weight"])
-    save(step_dir / "model/model/final_layer_norm/pp_block", sd["model.norm.weight"])
-    if not cfg.tie_word_embeddings:
-        for t, part in enumerate(split(sd["lm_head.weight"], 0)):
-            save(step_dir / "model/model/lm_head/pp_block", part, t)
     mc = {
         "bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id,
         "hidden_act": cfg.hidden_act, "hidden_size": h, "initializer_range": cfg.initializer_range,
@@ -220,14 +333,61 @@ def write_checkpoint(model, root, step: int, tp: int = 1, rope_interleaved: bool
         "tie_word_embeddings": cfg.tie_word_embeddings, "use_cache": True,
         "vocab_size": cfg.vocab_size,
     }
-    (step_dir / "model_config.json").write_text(json.dumps(mc, indent=2))
-    (step_dir / "config.yaml").write_text("# written by zflow.nanotron.write_checkpoint\n")
-    (step_dir / "checkpoint_metadata.json").write_text(json.dumps({
-        "tp": tp, "dp": 1, "cp": 1, "version": "1.5",
-        "metas": {"last_train_step": step, "consumed_train_samples": 0,
-                  "consumed_tokens_total": 0, "data_stages": []},
-    }))
-    (root / "latest.txt").write_text(str(step))
+    if config is None:
+        config = {"model": {"model_config": mc, "make_vocab_size_divisible_by": 1},
+                  "parallelism": {"dp": 1, "pp": 1, "tp": tp}}
+
+    def save(folder: Path, tensor, t=None):
+        folder.mkdir(parents=True, exist_ok=True)
+        name = "model_weight.safetensors" if t is None else _shard_name(t, tp)
+        meta = {"version": "1.5"}
+        save_file({"data": tensor.contiguous()}, str(folder / name), metadata=meta)
+
+    def split(tensor, dim):
+        return torch.chunk(tensor, tp, dim=dim)
+
+    def weights():
+        for t, part in enumerate(split(sd["model.embed_tokens.weight"], 0)):
+            save(step_dir / "model/model/token_position_embeddings/pp_block/token_embedding",
+                 part, t)
+        for i in range(cfg.num_hidden_layers):
+            p, base = f"model.layers.{i}", step_dir / LAYERS.format(i=i)
+            q, k, v = (sd[f"{p}.self_attn.{x}_proj.weight"] for x in "qkv")
+            if rope_interleaved:
+                q, k = _half_to_interleaved(q, nq, d), _half_to_interleaved(k, nkv, d)
+            for t, (qt, kt, vt) in enumerate(zip(split(q, 0), split(k, 0), split(v, 0))):
+                save(base / "attn/qkv_proj", torch.cat([qt, kt, vt]), t)
+            for t, part in enumerate(split(sd[f"{p}.self_attn.o_proj.weight"], 1)):
+                save(base / "attn/o_proj", part, t)
+            gate, up = sd[f"{p}.mlp.gate_proj.weight"], sd[f"{p}.mlp.up_proj.weight"]
+            for t, (gt, ut) in enumerate(zip(split(gate, 0), split(up, 0))):
+                save(base / "mlp/gate_up_proj", torch.cat([gt, ut]), t)
+            for t, part in enumerate(split(sd[f"{p}.mlp.down_proj.weight"], 1)):
+                save(base / "mlp/down_proj", part, t)
+            save(base / "input_layernorm", sd[f"{p}.input_layernorm.weight"])
+            save(base / "post_attention_layernorm", sd[f"{p}.post_attention_layernorm.weight"])
+        save(step_dir / "model/model/final_layer_norm/pp_block", sd["model.norm.weight"])
+        if not cfg.tie_word_embeddings:
+            for t, part in enumerate(split(sd["lm_head.weight"], 0)):
+                save(step_dir / "model/model/lm_head/pp_block", part, t)
+
+    writers = {
+        "config.yaml": lambda: (step_dir / "config.yaml").write_text(
+            yaml.safe_dump(config, sort_keys=True)),
+        "model": weights,
+        "checkpoint_metadata.json": lambda: (step_dir / "checkpoint_metadata.json").write_text(
+            json.dumps({"tp": tp, "dp": 1, "cp": 1, "version": "1.5",
+                        "metas": {"last_train_step": step, "consumed_train_samples": 0,
+                                  "consumed_tokens_total": 0, "data_stages": []}})),
+        "../latest.txt": lambda: (root / "latest.txt").write_text(str(step)),
+        MODEL_CONFIG: lambda: (step_dir / MODEL_CONFIG).write_text(json.dumps(mc)),
+    }
+    step_dir.mkdir(parents=True, exist_ok=True)
+    for name, _ in WRITE_ORDER:
+        if name in writers:
+            writers[name]()
+        if name == stop_after:
+            break
     return step_dir
 
 
@@ -625,7 +785,8 @@ def nanotron_problem(checkout=None) -> str | None:
     """nanotron (and the flash-attn its Llama imports) import here, from the checkout."""
     fix = (f"build the nanotron environment (`make nanotron-env NANOTRON_DIR=<checkout>`: "
            f"nanotron {NANOTRON_COMMIT[:8]}, flash-attn, datatrove {DATATROVE_COMMIT[:8]}; "
-           "envs/nanotron.yaml) and run this job in it")
+           "envs/nanotron.yaml) and point pretrain.nanotron.python at its interpreter "
+           "(<checkout>-env/bin/python)")
     try:
         import nanotron
     except Exception as e:  # noqa: BLE001 - any import failure is the same problem
@@ -669,14 +830,18 @@ def datatrove_problem() -> str | None:
 def tokenizer_problem(name: str) -> str | None:
     """The config's tokenizer loads offline: nanotron calls AutoTokenizer.from_pretrained(name)
     when it reads the config, and the job runs with HF_HUB_OFFLINE=1."""
-    from huggingface_hub import constants
+    try:
+        from huggingface_hub import constants
 
+        cache = constants.HF_HUB_CACHE
+    except Exception:  # noqa: BLE001 - the environment lacks it: transformers will say so
+        cache = "the HF cache"
     try:
         from transformers import AutoTokenizer
 
         AutoTokenizer.from_pretrained(name, local_files_only=True)
     except Exception as e:  # noqa: BLE001
-        return (f"tokenizer '{name}' does not load offline from {constants.HF_HUB_CACHE} "
+        return (f"tokenizer '{name}' does not load offline from {cache} "
                 f"({_first_line(e)}): "
                 "run `snakemake prefetch` on a node with hub access (with this HF_HOME)")
     return None
@@ -691,20 +856,197 @@ def is_standin(checkout) -> bool:
     return (Path(checkout) / STANDIN_MARKER).is_file()
 
 
+# ---------------------------------------------------------------- the nanotron environment
+
+# The interpreter of the nanotron environment (`make nanotron-env NANOTRON_DIR=<dir>` builds it
+# at <dir>-env: <dir>-env/bin/python). Everything a pretrain_nanotron job starts uses it, whatever
+# python runs the job script (the workflow's .venv under `make run`, a conda env under --sdm):
+# the pre-flight runs in it (``python -m zflow.nanotron preflight``, zflow importable through
+# PYTHONPATH), torchrun is ``<python> -m torch.distributed.run`` on every node, and nanotron's C++
+# data helper is built with its headers, pybind11 and extension suffix (build_data_helper).
+PYTHON_KEY = "languages.{lang}.pretrain.nanotron.python"
+SCRIPTS = Path(__file__).resolve().parents[1]  # workflow/scripts: the folder holding zflow
+PREFLIGHT_TIMEOUT_S = 600  # importing nanotron, flash-attn and a tokenizer: seconds, not minutes
+_ANSWER = "zflow-nanotron-env: "  # the line the interpreter answers on (its other output is noise)
+_BUILD = ("`make nanotron-env NANOTRON_DIR=<dir>` builds the environment at <dir>-env: set it to "
+          "<dir>-env/bin/python")
+
+
+def python_key(spec: dict) -> str:
+    return PYTHON_KEY.format(lang=spec.get("lang") or "<lang>")
+
+
+def interpreter_problem(python, key: str) -> str | None:
+    """The configured interpreter is a file that can be executed (its contents: preflight)."""
+    if not python:
+        return (f"{key} is not set: the python of the nanotron environment, which runs the "
+                "pre-flight, torchrun on every node and the build of nanotron's data helper "
+                f"({_BUILD})")
+    p = Path(python)
+    if not p.exists():
+        return f"{key}: {python} does not exist ({_BUILD})"
+    if p.is_dir():
+        inside = p / "bin/python"
+        hint = f"; set it to {inside}" if inside.exists() else ""
+        return f"{key}: {python} is a directory, not an interpreter{hint}"
+    if not os.access(p, os.X_OK):
+        return f"{key}: {python} is not executable"
+    return None
+
+
+def in_environment(python: str, *args: str, timeout: float = PREFLIGHT_TIMEOUT_S):
+    """(answer, None) of ``<python> -m zflow.nanotron <args>``, or (None, why it gave none)."""
+    paths_ = [str(SCRIPTS), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths_))
+    try:
+        p = subprocess.run([python, "-m", "zflow.nanotron", *args], env=env, capture_output=True,
+                           text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"gave no answer in {timeout:.0f} s"
+    except OSError as e:
+        return None, f"cannot be run ({_first_line(e)})"
+    for line in reversed(p.stdout.splitlines()):
+        if line.startswith(_ANSWER):
+            return json.loads(line[len(_ANSWER):]), None
+    last = (p.stderr.strip().splitlines() or ["no output"])[-1]
+    return None, f"exited with {p.returncode} before answering ({last})"
+
+
+def _here_preflight(checkout: str, tokenizer: str | None, standin: bool) -> dict:
+    """In the nanotron environment's interpreter: what it lacks, and what it is."""
+    import importlib.util
+    import sys
+
+    env, facts = [], {"executable": sys.executable, "version": sys.version.split()[0]}
+    try:
+        import torch
+
+        facts["torch"] = torch.__version__
+        if importlib.util.find_spec("torch.distributed.run") is None:
+            env.append(f"torch {torch.__version__} has no torch.distributed.run (torchrun)")
+    except Exception as e:  # noqa: BLE001
+        env.append(f"torch is not importable ({_first_line(e)}): not a nanotron environment")
+    if not standin:
+        env += [p for p in (nanotron_problem(checkout), datatrove_problem()) if p]
+    return {"environment": env, "tokenizer": tokenizer and tokenizer_problem(tokenizer),
+            "facts": facts}
+
+
+def _here_helper() -> dict:
+    """In the nanotron environment's interpreter: where nanotron's C++ data helper lives and
+    what building it for this interpreter takes (what ``python3 -m pybind11 --includes`` and
+    ``python3-config --extension-suffix`` would say of it)."""
+    import importlib.util
+    import sysconfig
+
+    found = importlib.util.find_spec("nanotron")
+    where = list(found.submodule_search_locations or []) if found else []
+    folder = Path(where[0]) / "data/nemo_dataset" if where else None
+    paths_ = sysconfig.get_paths()
+    includes = list(dict.fromkeys([paths_["include"], paths_["platinclude"]]))
+    problem = None
+    if not (Path(paths_["include"]) / "Python.h").exists():
+        problem = f"no Python.h in {paths_['include']} (the interpreter's headers)"
+    try:
+        import pybind11
+
+        includes.append(pybind11.get_include())
+    except Exception as e:  # noqa: BLE001
+        problem = f"pybind11 is not importable ({_first_line(e)})"
+    return {"folder": str(folder) if folder and (folder / "Makefile").exists() else None,
+            "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"), "includes": includes,
+            "problem": problem}
+
+
+def data_helper_command(python: str, info: dict) -> list[str]:
+    """nanotron's own Makefile (nemo_dataset/), its two ``$(shell python3 ...)`` overridden with
+    what the environment's interpreter says of itself."""
+    return ["make", "-C", info["folder"], f"LIBEXT={info['ext_suffix']}",
+            "CPPFLAGS=" + " ".join(f"-I{i}" for i in info["includes"])]
+
+
+def build_data_helper(python: str, key: str) -> str | None:
+    """Build nanotron's C++ data helper (helpers<EXT_SUFFIX>, which nanotron otherwise compiles
+    at its first data stage with python3 / python3-config from PATH: another Python's headers
+    and suffix, and an ImportError hours into a queue) for ``python``, before torchrun starts.
+    Up to date: make does nothing. A problem (one line, naming ``key``) or None."""
+    info, why = in_environment(python, "helper", timeout=120)
+    if info is None:
+        return f"{key}: {python} {why}"
+    if info["folder"] is None:
+        return None  # no nemo_dataset helper in this nanotron
+    built = Path(info["folder"]) / f"helpers{info['ext_suffix']}"
+    if info["problem"] and not built.exists():
+        return (f"{key} ({python}): cannot build nanotron's data helper in {info['folder']}: "
+                f"{info['problem']}")
+    import fcntl
+
+    cmd = data_helper_command(python, info)
+    print("data helper:", " ".join(cmd), flush=True)
+    env = dict(os.environ, PATH=f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    try:  # one build at a time: the jobs of several languages share a checkout
+        with open(Path(info["folder"]) / ".zflow-build.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return (f"building nanotron's data helper for {key} = {python} failed "
+                f"({_first_line(e)}): {' '.join(cmd)}")
+    if p.returncode:
+        tail = " | ".join((p.stdout + p.stderr).strip().splitlines()[-3:])
+        return (f"building nanotron's data helper for {key} = {python} failed ({tail}): it needs "
+                f"make, g++, pybind11 and write access to {info['folder']}")
+    return None
+
+
 def environment_problems(spec: dict, cfg: dict) -> list[str]:
     """What would stop nanotron before step 1 (hours into a queue), found in seconds, all of it
-    at once: the checkout, nanotron itself, datatrove's signature, the tokenizer offline. A
-    stand-in checkout (``is_standin``) needs neither nanotron and flash-attn nor the datatrove
-    that nanotron's data loader calls (the stand-in reads the folders with the installed one):
-    those checks are skipped, saying so; the checkout and tokenizer checks run as for nanotron."""
-    checkout = spec["checkout"]
-    if is_standin(checkout):
-        print(f"pre-flight: {checkout} is zflow's nanotron stand-in ({STANDIN_MARKER}; smoke runs "
+    at once, in the interpreter the job launches nanotron with (``spec["python"]``, the config's
+    ``languages.<lang>.pretrain.nanotron.python``): the interpreter itself (set, a file,
+    executable, running, with torch and torch.distributed.run), the checkout, nanotron and
+    flash-attn importable there from the checkout, datatrove's signature there, the tokenizer
+    loading offline there. Prints one line: where the pre-flight ran. A stand-in checkout
+    (``is_standin``) needs neither nanotron and flash-attn nor the datatrove that nanotron's data
+    loader calls (the stand-in reads the folders with the installed one): those checks are
+    skipped, saying so; the others run as for nanotron."""
+    checkout, key, python = spec["checkout"], python_key(spec), spec.get("python")
+    standin = is_standin(checkout)
+    problems = [checkout_problem(checkout)]
+    bad = interpreter_problem(python, key)
+    if bad:
+        return [p for p in [bad, *problems] if p]
+    tokenizer = (cfg.get("tokenizer") or {}).get("tokenizer_name_or_path")
+    answer, why = in_environment(python, "preflight", json.dumps(
+        {"checkout": str(checkout), "tokenizer": tokenizer, "standin": standin}))
+    if answer is None:
+        return [p for p in [f"{key}: {python} {why}: not a working Python environment "
+                            f"({_BUILD})", *problems] if p]
+    facts = answer["facts"]
+    where = (f"pre-flight in {python} (Python {facts['version']}, torch "
+             f"{facts.get('torch', 'missing')})")
+    if standin:
+        print(f"{where}: {checkout} is zflow's nanotron stand-in ({STANDIN_MARKER}; smoke runs "
               "only, nanotron is not run): the nanotron, flash-attn and datatrove-signature "
               "checks are skipped", flush=True)
-        nano = data = None
     else:
-        nano, data = nanotron_problem(checkout), datatrove_problem()
-    checks = [checkout_problem(checkout), nano, data,
-              tokenizer_problem(cfg["tokenizer"]["tokenizer_name_or_path"])]
-    return [p for p in checks if p]
+        print(where, flush=True)
+    problems += [f"{key} ({python}): {p}" for p in answer["environment"]]
+    problems.append(answer["tokenizer"])
+    return [p for p in problems if p]
+
+
+def _main(argv: list[str]) -> None:
+    """``python -m zflow.nanotron preflight '<json>'`` | ``helper``: run by the job's script in
+    the nanotron environment's interpreter; answers one line (``_ANSWER`` + JSON)."""
+    if argv[:1] == ["preflight"]:
+        answer = _here_preflight(**json.loads(argv[1]))
+    elif argv[:1] == ["helper"]:
+        answer = _here_helper()
+    else:
+        raise SystemExit("usage: python -m zflow.nanotron preflight '<json>' | helper")
+    print(_ANSWER + json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _main(sys.argv[1:])

@@ -36,14 +36,20 @@ def _checksum(path: Path) -> str:
 
 CHECKPOINT_MODEL = checks.CHECKPOINT_MODEL
 # Pretraining settings a run may change and still be resumed and extended (not a new run):
-# its length, its checkpoint schedule, and the hf backend's speed features (pretrain.hf: a run
-# resumed with Liger or another micro-step logging goes on; the summary records what ran)
-RESUMABLE = ("train_steps", "checkpoint_interval", "keep_last_states", "hf")
+# its length, its checkpoint schedule and retention (keep_checkpoints: zflow.retention), and the
+# hf backend's speed features (pretrain.hf: a run resumed with Liger or another micro-step
+# logging goes on; the summary records what ran)
+# nanotron settings that say where it runs from, not what it trains: moving the checkout or the
+# environment keeps the run (its checkpoints are resumed, not moved aside).
+NANOTRON_PLACE = ("python", "checkout")
+RESUMABLE = ("train_steps", "checkpoint_interval", "keep_last_states", "keep_checkpoints", "hf")
 # Versions that change eval results: every eval job is keyed on them.
 EVAL_PACKAGES = ("lm_eval", "transformers", "torch")
 # Spec keys that never re-run a job (left out of the spec's hash): where training logs
-# (tracking), when a training job saves before its time limit (time_limits).
-UNKEYED = ("tracking", "time_limits")
+# (tracking), when a training job saves before its time limit (time_limits), which checkpoints
+# a nanotron job removes after training (retention: zflow.retention; the steps the config
+# names are in it, and a new eval step must not re-run the pretraining).
+UNKEYED = ("tracking", "time_limits", "retention")
 
 
 def task_of(column: str) -> str:
@@ -79,6 +85,8 @@ def pretrain_identity(model: dict, pretrain: dict, data: list, tokenizer: str, w
     identity of the model a continued pretraining starts from (``pretrain.init_from``)."""
     pre = {k: v for k, v in pretrain.items()
            if k not in RESUMABLE and not (k == "init_from" and v is None)}
+    if isinstance(pre.get("nanotron"), dict):  # where nanotron is installed is not the run
+        pre["nanotron"] = {k: v for k, v in pre["nanotron"].items() if k not in NANOTRON_PLACE}
     keyed = {"model": model, "pretrain": pre, "data": data, "tokenizer": tokenizer,
              "world_size": world}
     return identity.fingerprint({**keyed, "parent": parent} if parent else keyed)
@@ -109,6 +117,13 @@ class Plan:
         self.base = Path(base)
         checks.check(self.config, self.base, check_files)
         self.langs = sorted(self.config["languages"])
+        hf_keep = [f"languages.{x}.pretrain.keep_checkpoints: checkpoint retention is for backend "
+                   "nanotron (the hf backend exports bf16 weights at every checkpoint and keeps "
+                   "keep_last_states training states); remove it"
+                   for x in self.langs if self.lang(x)["pretrain"].get("keep_checkpoints")
+                   and self.backend(x) != "nanotron"]
+        if hf_keep:
+            raise ConfigError("\n".join(hf_keep))
         self.post = self.config["posttrain"]
         if check_files:
             self.check_tokenized_files()
@@ -403,6 +418,42 @@ class Plan:
         run = identity.read(self.base / paths.fmt(paths.PRETRAIN_RUN, lang=lang)) or {}
         return run.get("keyed_on", {}).get("identity") == self.pretrain_identity(lang)
 
+    def needed_steps(self, lang: str) -> list[int]:
+        """The steps of ``lang``'s run that the config names: ``eval.checkpoints`` and every
+        ``<lang>-step<N>`` anywhere in the config (post-training bases, tables, compare,
+        release keys, qualitative models and judge, another run's ``init_from``). Checkpoint
+        retention never removes them (zflow.retention)."""
+        steps = set(self.lang(lang)["eval"]["checkpoints"])
+
+        def walk(x):
+            if isinstance(x, dict):
+                for k, v in x.items():
+                    walk(k)
+                    walk(v)
+            elif isinstance(x, list):
+                for v in x:
+                    walk(v)
+            elif isinstance(x, str):
+                m = CHECKPOINT_MODEL.fullmatch(x)
+                if m and m.group(1) == lang:
+                    steps.add(int(m.group(2)))
+
+        walk(self.config)
+        return sorted(steps)
+
+    def retention_spec(self, lang: str) -> dict:
+        """What the pretrain_nanotron job removes after training (zflow.retention.apply): the
+        policy (``pretrain.keep_checkpoints``, None: nothing), the steps the config names, the
+        converted models' path pattern, the JSONL record of removals."""
+        from zflow import retention
+
+        run = paths.fmt(paths.PRETRAIN_RUN, lang=lang)
+        return {"policy": self.lang(lang)["pretrain"].get("keep_checkpoints"), "run": run,
+                "root": paths.fmt(paths.NANOTRON_CHECKPOINTS, lang=lang),
+                "needed": self.needed_steps(lang),
+                "converted": paths.CONVERTED.replace("{lang}", lang),
+                "record": f"{run}/{retention.RECORD}", "identity": self.pretrain_identity(lang)}
+
     def checkpoints_on_disk(self, lang: str) -> list[int]:
         """Steps of the complete checkpoints of the configured run now on disk."""
         if self.backend(lang) == "nanotron":
@@ -605,6 +656,8 @@ class Plan:
         lc = self.lang(lang)
         tok = self.config["tokenizers"][lc["tokenizer"]]
         pre = {k: v for k, v in self._spec_pretrain(lang).items() if k != "time_limits"}
+        pre["pretrain"] = {k: v for k, v in pre["pretrain"].items()
+                           if k != "keep_checkpoints"}  # the job's (retention), not nanotron's
         return {**pre,
                 "checkpoints_path": paths.fmt(paths.NANOTRON_CHECKPOINTS, lang=lang),
                 "tokenizer_vocab": tok.get("vocab_size", lc["model"]["vocab_size"]),
@@ -612,14 +665,19 @@ class Plan:
 
     def _spec_pretrain_nanotron(self, lang):
         nano = self.lang(lang)["pretrain"]["nanotron"]
+        if not nano.get("python"):  # no fallback to whatever python runs the job (zflow.nanotron)
+            from zflow.nanotron import PYTHON_KEY, interpreter_problem
+
+            raise ConfigError(interpreter_problem(None, PYTHON_KEY.format(lang=lang)))
         return {"lang": lang, "config": paths.fmt(paths.NANOTRON_YAML, lang=lang),
-                "checkout": nano["checkout"], "nodes": nano["nodes"],
+                "checkout": nano["checkout"], "python": nano["python"], "nodes": nano["nodes"],
                 "gpus_per_node": nano["gpus_per_node"], "peak_tflops": nano["peak_tflops"],
                 "identity": self.pretrain_identity(lang),
                 "run_dir": paths.fmt(paths.PRETRAIN_RUN, lang=lang),
                 "log": paths.fmt(paths.NANOTRON_LOG, lang=lang),
                 "metrics": paths.fmt(paths.TRAIN_METRICS, lang=lang),
-                "summary": paths.fmt(paths.TRAIN_SUMMARY, lang=lang)}
+                "summary": paths.fmt(paths.TRAIN_SUMMARY, lang=lang),
+                "retention": self.retention_spec(lang)}
 
     def _spec_convert_checkpoint(self, lang, step):
         lc = self.lang(lang)

@@ -11,7 +11,8 @@ smoke run without editing the overlay. It changes two kinds of things and nothin
 - **what cannot be reached offline**, each swapped for a local stand-in of the same shape
   (``Standins``, written by zflow.smoke.standins): hub data sets and chat sets, the hub tokenizer,
   hub baselines, lm-eval's registry tasks (tiny task folders under the same names), and the
-  nanotron trainer (a checkout whose run_train.py is the stand-in trainer).
+  nanotron trainer (a checkout whose run_train.py is the stand-in trainer, run by the smoke
+  run's own python as the nanotron environment's interpreter).
 
 Steps: a language keeps the first and the last checkpoint it evaluates plus every checkpoint the
 config names elsewhere (``ita-step775000`` as a posttrain base, a table's model, a release);
@@ -66,6 +67,7 @@ class Standins:
     tasks: str | None = None  # folder of task folders under lm-eval's names
     baselines: dict = field(default_factory=dict)  # baseline key -> local model folder
     nanotron: str | None = None  # stand-in checkout
+    nanotron_python: str | None = None  # stand-in environment's interpreter (the smoke run's)
 
     def describe(self) -> dict:
         """What the smoke run used in place of production, for its summary and the docs."""
@@ -73,6 +75,7 @@ class Standins:
             "sources": self.sources, "chat_data": self.chat,
             "tokenizers": {k: v[0] for k, v in self.tokenizers.items()},
             "tasks": self.tasks, "baselines": self.baselines, "nanotron_trainer": self.nanotron,
+            "nanotron_python": self.nanotron_python,
         }
 
 
@@ -189,6 +192,8 @@ def _shrink_language(lc: dict, smap: dict, overlay: dict, standins: Standins, pr
         nano = pre["nanotron"]
         nano.update(overlay.get("nanotron", {}))
         nano["checkout"] = standins.nanotron
+        if standins.nanotron_python:
+            nano["python"] = standins.nanotron_python
         if "val_check_interval" in nano:
             nano["val_check_interval"] = interval
     if lc.get("eval", {}).get("checkpoints"):

@@ -7,13 +7,15 @@ made locally in the same shape (zflow.smoke.shrink says what each replaces).
 - lm-eval's tasks: zflow.smoke.tasks (tiny folders under the production names);
 - hub baselines: a tiny random Llama each, with the stand-in tokenizer plus the ChatML tokens and
   template (the shape of an instruct model such as Qwen3 or Nesso-instruct);
-- the nanotron trainer: tools/smoke/nanotron (a checkout whose run_train.py is a stand-in).
+- the nanotron trainer: tools/smoke/nanotron (a checkout whose run_train.py is a stand-in), and
+  its environment: the smoke run's own python (``pretrain.nanotron.python``).
 
 Paths are written relative to the smoke workflow copy (``workdir``), as the config names them.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -57,7 +59,8 @@ def write(prod: dict, overlay: dict, needs: dict, workdir: Path) -> Standins:
     root = workdir / "smoke"
     rel = lambda p: str(Path(p).relative_to(workdir))  # noqa: E731
     sizes = overlay["data"]
-    out = Standins(tasks=rel(root / "tasks"), nanotron=NANOTRON)
+    # the nanotron environment: the smoke run's own python (torch, transformers, datatrove)
+    out = Standins(tasks=rel(root / "tasks"), nanotron=NANOTRON, nanotron_python=sys.executable)
 
     for key, hub in needs["sources"].items():
         dest = root / "data" / key
