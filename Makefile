@@ -129,8 +129,10 @@ bench: venv
 # The nanotron environment of the pretrain_nanotron jobs, built on a GPU node (conda, CUDA 12):
 # `make nanotron-env` only prints the commands; `make nanotron-env NANOTRON_DIR=/shared/nanotron`
 # runs them (NANOTRON_ENV: the environment's prefix, default <NANOTRON_DIR>-env). Then set
-# `pretrain.nanotron.checkout` to NANOTRON_DIR and run the pretrain_nanotron jobs with that
-# environment's python. Never built here (no GPU): see envs/nanotron.yaml.
+# `pretrain.nanotron.checkout` to NANOTRON_DIR and `pretrain.nanotron.python` to
+# <NANOTRON_ENV>/bin/python: every pretrain_nanotron job runs its pre-flight, torchrun and the
+# data helper's build in it, and `python workflow/scripts/nanotron_train.py --check
+# --configfile <config>` checks it. Never built here (no GPU): see envs/nanotron.yaml.
 NANOTRON_COMMIT := d22eb80973cd7906afc975262c1725d34322037e
 NANOTRON_ENV ?= $(if $(NANOTRON_DIR),$(NANOTRON_DIR)-env,$${NANOTRON_DIR}-env)
 NANOTRON_CHECKOUT = $(or $(NANOTRON_DIR),$${NANOTRON_DIR})
