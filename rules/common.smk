@@ -13,7 +13,16 @@ SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 from zflow import paths as P  # noqa: E402
+from zflow.inputs import check_yaml  # noqa: E402
 from zflow.plan import ConfigError, Plan  # noqa: E402
+
+# The config files read strictly first (zflow.inputs: the file and line of a syntax error or a
+# tab, of a key given twice). Snakemake reads --configfile files before this runs: a syntax
+# error there stops it first, naming neither (`python -m zflow.inputs FILE` does).
+try:
+    check_yaml(workflow.overwrite_configfiles or ["config/config.yaml"])
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
 
 # The embedded default, unless configs are given with --configfile (the slurm profile's
 # production config): those replace it instead of being merged into it.

@@ -167,14 +167,18 @@ def write_config(workdir: Path, cfg: dict) -> None:
 def results_root(tmp_path_factory):
     """Removals are refused outside the results folder (zflow.io.owned): tests run scripts on
     their own temporary paths, so the folder is pytest's temporary root (workflow runs under it
-    still write only results/; tests/test_safe_names.py checks the default, ./results)."""
-    old = os.environ.get("ZFLOW_RESULTS_ROOT")
-    os.environ["ZFLOW_RESULTS_ROOT"] = str(tmp_path_factory.getbasetemp())
+    still write only results/; tests/test_safe_names.py checks the default, ./results);"""
+    base = tmp_path_factory.getbasetemp()
+    # and one lm-eval task index for every workflow copy (zflow.taskindex: 20-40 s to build)
+    new = {"ZFLOW_RESULTS_ROOT": str(base), "ZFLOW_CACHE_DIR": str(base / "zflow-cache")}
+    old = {k: os.environ.get(k) for k in new}
+    os.environ.update(new)
     yield
-    if old is None:
-        os.environ.pop("ZFLOW_RESULTS_ROOT", None)
-    else:
-        os.environ["ZFLOW_RESULTS_ROOT"] = old
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="session")

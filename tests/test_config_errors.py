@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import shutil
+import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -80,6 +82,48 @@ def test_task_missing_from_include_path(wf):
     bad["tasks"]["arc_it"]["lm_eval_task"] = "mini_arc_xx"
     out = dry_run_error(wd, bad)
     assert "tasks.arc_it.lm_eval_task" in out and "mini_arc_xx" in out
+
+
+def test_configfile_duplicate_key(wf, tmp_path):
+    """A --configfile is read again strictly (zflow.inputs) before the plan: a key given twice,
+    which YAML resolves silently, is refused with the file, the line and the key."""
+    wd, cfg = wf
+    write_config(wd, cfg)
+    text = (wd / "config" / "config.yaml").read_text()
+    bad = tmp_path / "mine.yaml"
+    bad.write_text(text + "offline: false\n")
+    p = snakemake(wd, "--dry-run", "all", "--configfile", str(bad), check=False, timeout=300)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and not (wd / "results").exists(), out[-3000:]
+    line = len(text.splitlines()) + 1
+    assert f"'{bad}' line {line}, column 1: duplicate key 'offline' (first at line" in out, out
+    assert "Traceback" not in out
+
+
+def test_configfile_syntax_error_is_snakemakes(wf, tmp_path):
+    """Snakemake reads a --configfile before the workflow starts: a syntax error (here a tab)
+    stops it with its own message, which names neither the file nor the line; `python -m
+    zflow.inputs FILE` names both (docs/config-errors.md). The embedded config/config.yaml is
+    read strictly before Snakemake reads it: there the file and line come first."""
+    wd, cfg = wf
+    write_config(wd, cfg)
+    bad = tmp_path / "tab.yaml"
+    bad.write_text("offline: true\nsources:\n\tfoo: {path: x}\n")
+    p = snakemake(wd, "--dry-run", "all", "--configfile", str(bad), check=False, timeout=300)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and not (wd / "results").exists(), out[-3000:]
+    assert "Config file is not valid JSON or YAML" in out, out[-3000:]
+    q = subprocess.run([sys.executable, "-m", "zflow.inputs", str(bad)], capture_output=True,
+                       text=True, cwd=REPO / "workflow" / "scripts", timeout=60)
+    assert q.returncode == 1
+    assert f"'{bad}' line 3, column 1: not valid YAML" in q.stderr and "a tab character" in q.stderr
+    shutil.copy2(bad, wd / "config" / "config.yaml")
+    try:
+        p = snakemake(wd, "--dry-run", "all", check=False, timeout=300)
+    finally:
+        write_config(wd, cfg)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and "'config/config.yaml' line 3, column 1" in out, out[-3000:]
 
 
 def test_unknown_target_language(wf):

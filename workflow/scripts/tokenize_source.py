@@ -17,10 +17,13 @@ import time
 from pathlib import Path
 
 from zflow import identity, tokenized
+from zflow.data import DataError, check_text_columns
 from zflow.io import die, remove_tree, spec_cli, versions, write_json, write_text
 
 PARTIAL = "output.tmp"
 PATHS_FILE = "paths.txt"
+ERRORS = "damaged"  # one line per damaged parquet file, written by the reader (zflow.shard_reader)
+STATE = ("datatrove", PARTIAL, PATHS_FILE, ERRORS)
 
 
 def tokenizer_file(ref: str) -> str:
@@ -39,7 +42,7 @@ def claim_work_dir(spec: dict, tokenizer: str) -> Path:
     keyed_on = {"files": spec["files"], "checksum": spec["checksum"], "tokenizer": tokenizer,
                 "eos": spec["eos_token"], "text_key": spec["text_key"],
                 "tokenizer_mtime": tok.stat().st_mtime_ns if tok.is_file() else None}
-    identity.claim(work, identity.fingerprint(keyed_on), ("datatrove", PARTIAL, PATHS_FILE),
+    identity.claim(work, identity.fingerprint(keyed_on), STATE,
                    {"source": spec["source"], "group": spec["group"]}, keep=False)
     if (work / PARTIAL).exists():
         print(f"resuming interrupted tokenization in {work / PARTIAL}")
@@ -47,13 +50,14 @@ def claim_work_dir(spec: dict, tokenizer: str) -> Path:
 
 
 def pipeline(spec: dict, tokenizer: str, work: Path) -> list:
-    from datatrove.pipeline.readers import ParquetReader
     from datatrove.pipeline.tokens import DocumentTokenizer
+
+    from zflow.shard_reader import CheckedParquetReader
 
     write_text(work / PATHS_FILE, "".join(f"{f}\n" for f in spec["files"]))
     return [
-        ParquetReader(data_folder=spec["input"], paths_file=str(work / PATHS_FILE),
-                      text_key=spec["text_key"]),
+        CheckedParquetReader(data_folder=spec["input"], paths_file=str(work / PATHS_FILE),
+                             text_key=spec["text_key"], errors_dir=str(work / ERRORS)),
         DocumentTokenizer(output_folder=str(work / PARTIAL), tokenizer_name_or_path=tokenizer,
                           save_filename=spec["source"], eos_token=spec["eos_token"],
                           shuffle_documents=False),
@@ -75,6 +79,10 @@ def run(spec: dict, workers: int) -> dict:
     missing = [f for f in spec["files"] if not (Path(spec["input"]) / f).is_file()]
     if missing:
         die(f"{spec['source']} group {spec['group']}: no {', '.join(missing)} in {spec['input']}")
+    try:  # footers only: a text column of the wrong type, before any worker starts
+        check_text_columns([Path(spec["input"]) / f for f in spec["files"]], spec["text_key"])
+    except DataError as e:
+        die(f"{spec['source']} group {spec['group']}: {e} (sources.{spec['source']}.text_key)")
     tokenizer = tokenizer_file(spec["tokenizer"])
     work = claim_work_dir(spec, tokenizer)
     t0 = time.time()
@@ -82,6 +90,14 @@ def run(spec: dict, workers: int) -> dict:
                           workers=min(workers, len(spec["files"])),
                           logging_dir=str(work / "datatrove")).run()
     elapsed = time.time() - t0
+    from zflow.shard_reader import damaged
+
+    bad = damaged(work / ERRORS)
+    if bad:  # nothing of this run is kept: the next one reads every file again
+        for entry in STATE:
+            remove_tree(work / entry)
+        die(f"{spec['source']} group {spec['group']}: {len(bad)} damaged parquet "
+            f"file{'s' if len(bad) > 1 else ''}: {' | '.join(bad)}")
     stats = group_stats(spec, work / PARTIAL)
     if stats["documents"] == 0:
         die(f"datatrove wrote no documents for {spec['source']} group {spec['group']}")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zflow.data import CHAT_TOKENS, EOS, PAD, iter_texts, parquet_files
-from zflow.io import atomic_dir, spec_cli, versions, write_json
+from zflow.data import (CHAT_TOKENS, EOS, PAD, DataError, check_text_columns, iter_texts,
+                        parquet_files)
+from zflow.io import atomic_dir, die, spec_cli, versions, write_json
 
 
 def train(spec: dict):
@@ -20,7 +21,16 @@ def train(spec: dict):
 
     def texts():
         for src in spec["sources"]:
-            yield from iter_texts(parquet_files(src["dir"], src["glob"]), src["text_key"])
+            try:
+                yield from iter_texts(parquet_files(src["dir"], src["glob"]), src["text_key"])
+            except DataError as e:
+                raise DataError(f"sources.{src['name']}: {e}") from None
+
+    for src in spec["sources"]:  # every source's text column type, before training starts
+        try:
+            check_text_columns(parquet_files(src["dir"], src["glob"]), src["text_key"])
+        except DataError as e:
+            raise DataError(f"sources.{src['name']}.text_key: {e}") from None
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -47,7 +57,10 @@ def train(spec: dict):
 
 def main(argv=None):
     spec, _ = spec_cli(__doc__, argv, counts=())
-    fast = train(spec)
+    try:
+        fast = train(spec)
+    except DataError as e:  # one line: the source's key, the file, where it is damaged
+        die(str(e))
     with atomic_dir(spec["output"]) as tmp:
         fast.save_pretrained(tmp)
         write_json(Path(tmp) / "zflow_tokenizer.json", {

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 
-from zflow.data import parquet_files
-from zflow.evals import find_task_files, task_names
+from zflow.data import parquet_files, text_column_problem
+from zflow.evals import _index as _evals_index
 from zflow.schedule import is_saved
 from zflow.schema import API_KEY_ENV_HINT, ConfigError, looks_like_key, scrub, secret_values
 
@@ -38,12 +39,9 @@ def _check_source(name: str, src: dict, base: Path) -> list[str]:
         except Exception as e:  # noqa: BLE001 - any unreadable file is a config error
             errors.append(f"{key}: '{f}' is not a readable parquet file ({e})")
             continue
-        names = meta.schema.to_arrow_schema().names
-        if text_key not in names:
-            errors.append(
-                f"sources.{name}.text_key: parquet file '{f}' has no column '{text_key}' "
-                f"(columns: {', '.join(names)})"
-            )
+        problem = text_column_problem(meta.schema.to_arrow_schema(), text_key)
+        if problem:  # absent, or not strings (int, struct, binary...): from the footer alone
+            errors.append(f"sources.{name}.text_key: parquet file '{f}' {problem}")
         rows += meta.num_rows
     if not errors and rows == 0:
         errors.append(f"{key}: the parquet files in '{src['path']}' hold no rows")
@@ -64,10 +62,20 @@ TASK_FOLDERS = {
 }
 
 
-def _check_task_folder(key: str, task: dict, base: Path) -> str | None:
+def _folder_entries(path: Path, memo: dict) -> list:
+    """(YAML, kind, name) of the task folder ``path`` (``zflow.evals``' index), read once per
+    config check: several tasks share a folder (the embedded config's ten)."""
+    key = path.resolve()
+    if key not in memo:
+        memo[key] = list(_evals_index(path))
+    return memo[key]
+
+
+def _check_task_folder(key: str, task: dict, base: Path, memo: dict | None = None) -> str | None:
     """A task's ``include_path`` (if any): a folder where some YAML (recursively, as lm-eval's
     index reads them) defines the task or group ``lm_eval_task``. One message, naming the key at
     fault, the folder and what to put there, else None."""
+    memo = {} if memo is None else memo
     inc, name = task.get("include_path"), task["lm_eval_task"]
     if inc is None:
         return None
@@ -80,19 +88,82 @@ def _check_task_folder(key: str, task: dict, base: Path) -> str | None:
                 f"tasks.{key}.lm_eval_task '{name}' is read from it: {supply}")
     if not path.is_dir():
         return f"tasks.{key}.include_path: '{inc}' is a file, not a folder of task YAMLs: {supply}"
-    if find_task_files(path, name):
+    entries = _folder_entries(path, memo)
+    if any(defined == name for _, _, defined in entries):  # zflow.evals.find_task_files
         return None
-    names = task_names(path)
+    names = sorted({defined for _, _, defined in entries})  # zflow.evals.task_names
     holds = (f"its YAMLs define {', '.join(names[:8])}{' …' if len(names) > 8 else ''}" if names
              else "it holds no task YAML")
     return (f"tasks.{key}.lm_eval_task: no YAML under '{inc}' (tasks.{key}.include_path) defines "
             f"task or group '{name}' ({holds}): {supply}")
 
 
-def check(config: dict, base: Path = Path("."), check_files: bool = True) -> None:
-    """Raise ConfigError listing every problem found (one line each). ``check_files``: also the
-    files the config names (sources, task folders, posttrain data...), relative to ``base``."""
+def _check_lm_eval_tasks(tasks: dict, base: Path, warnings: list, memo: dict) -> list[str]:
+    """Each task's ``lm_eval_task`` resolved as its eval job will resolve it (zflow.taskindex):
+    a task or group of the installed lm-eval (no ``include_path``), or of its task folder; a
+    group's members, at any depth, defined there too. A name lm-eval lacks that a known fork
+    ships (TASK_FOLDERS) is a warning: the fork may be the lm-eval the evals run with."""
+    import difflib
+
+    from zflow import taskindex
+
+    errors, reg = [], None
+    for key, task in tasks.items():
+        name, inc = task["lm_eval_task"], task.get("include_path")
+        at = f"tasks.{key}.lm_eval_task"
+        if inc is not None:
+            path = base / inc
+            if not path.is_dir():
+                continue  # _check_task_folder says what to put there
+            fkey = ("index", path.resolve())
+            if fkey not in memo:
+                memo[fkey] = taskindex.folder(path)
+            idx = memo[fkey]
+            if idx.kind(name) not in ("task", "group"):
+                continue  # _check_task_folder says what to put there
+            label = f"the task folder '{inc}' (tasks.{key}.include_path)"
+        else:
+            if reg is None:
+                reg = taskindex.registry(base) or False
+            if reg is False:  # lm-eval is not installed here: the eval job checks the name
+                continue
+            idx, label = reg, reg.label
+            kind = idx.kind(name)
+            if kind is None and name in TASK_FOLDERS:
+                warnings.append(f"{at}: '{name}' is not a task of the installed {label}: its "
+                                "evals fail unless lm-eval is the fork that ships it, or "
+                                f"tasks.{key}.include_path names a folder holding "
+                                f"{TASK_FOLDERS[name]}")
+                continue
+            if kind is None:
+                close = difflib.get_close_matches(name, list(idx.kinds), n=3, cutoff=0.75)
+                errors.append(f"{at}: '{name}' is not a task or group of the installed "
+                              f"{label}" + (f" (close: {', '.join(close)})" if close else "")
+                              + f": fix the name, or set tasks.{key}.include_path to a folder "
+                              "whose YAMLs define it")
+                continue
+            if kind == "tag":
+                errors.append(f"{at}: '{name}' is a tag of {label} (a set of tasks), not a "
+                              "task or group: lm-eval reports no result under a tag's name; "
+                              "name one of its tasks, or a group")
+                continue
+        if idx.kind(name) != "group":
+            continue
+        for group, member in taskindex.missing_members(idx, name):
+            where = f" ({idx.where[group]})" if group in idx.where else ""
+            errors.append(f"{at}: group '{group}'{where} lists '{member}', which no YAML of "
+                          f"{label} defines as a task, group or tag: the eval job would fail "
+                          "on it; fix the member's name or add its YAML")
+    return errors
+
+
+def check(config: dict, base: Path = Path("."), check_files: bool = True) -> list[str]:
+    """Raise ConfigError listing every problem found (one line each); return the warnings (one
+    line each: what is allowed but will not work as is, e.g. an upload left a dry run that a
+    real upload would refuse). ``check_files``: also the files the config names (sources, task
+    folders, posttrain data...), relative to ``base``, and lm-eval's task names."""
     errors: list[str] = []
+    warnings: list[str] = []
     sources, tokenizers, tasks = config["sources"], config["tokenizers"], config["tasks"]
 
     for name, tok in tokenizers.items():
@@ -101,7 +172,10 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
                 errors.append(f"tokenizers.{name}.train.sources: unknown source '{s}'")
 
     if check_files:
-        errors += [e for t, task in tasks.items() if (e := _check_task_folder(t, task, base))]
+        memo: dict = {}  # task folders, read once
+        errors += [e for t, task in tasks.items()
+                   if (e := _check_task_folder(t, task, base, memo))]
+        errors += _check_lm_eval_tasks(tasks, base, warnings, memo)
 
     for lang, lc in config["languages"].items():
         pre = f"languages.{lang}"
@@ -126,6 +200,12 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
         if tok.get("vocab_size") and tok["vocab_size"] != m["vocab_size"]:
             errors.append(f"{pre}.model.vocab_size: {m['vocab_size']} but tokenizer "
                           f"'{lc['tokenizer']}' has {tok['vocab_size']} tokens")
+        trained = tok.get("train", {}).get("vocab_size")
+        if trained and trained > m["vocab_size"]:  # the trainer's vocab_size counts its specials
+            errors.append(f"{pre}.model.vocab_size: {m['vocab_size']} is smaller than "
+                          f"tokenizers.{lc['tokenizer']}.train.vocab_size ({trained}, its special "
+                          f"tokens included): ids up to {trained - 1} would index past the "
+                          "embedding; raise the model's vocab_size or lower the tokenizer's")
         if p["backend"] == "nanotron":
             n = p.get("nanotron")
             if not n:
@@ -160,7 +240,7 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
     errors += _check_posttrain(config, base, check_files)
     errors += _check_tables(config)
     errors += _check_qualitative(config, base, check_files)
-    errors += _check_release(config)
+    errors += _check_release(config, warnings)
     for key in config["cost"]["source_tokens"]:
         if key not in sources and key not in config["chat_data"]:
             errors.append(f"cost.source_tokens.{key}: not a key of sources or chat_data")
@@ -183,10 +263,14 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> Non
         errors.append(f"tracking.backends: '{b}' is asked for but not installed "
                       f"(pip install {tracking.MODULES[b]}, or remove it from the list)")
 
-    if errors:  # never a secret's value, nor a URL's credentials (docs/secrets.md)
-        secrets = secret_values(config)
+    secrets = secret_values(config)  # never shown, nor a URL's credentials (docs/secrets.md)
+    if errors:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(scrub(e, secrets)
                                                                  for e in errors))
+    warnings = [scrub(w, secrets) for w in warnings]
+    for w in warnings:  # on stderr at every parse (the Snakemake log), nothing refused
+        print(f"warning: {w}", file=sys.stderr)
+    return warnings
 
 
 def _check_stages(config: dict, lang: str) -> list[str]:
@@ -307,7 +391,7 @@ def saved_step(config: dict, model: str) -> str | None:
 
 
 def _check_posttrain(config: dict, base: Path, check_files: bool) -> list[str]:
-    from zflow import chat, grpo, rewards
+    from zflow import chat, grpo, inputs, rewards
 
     errors = []
     data, post, baselines = config["chat_data"], config["posttrain"], config["baselines"]
@@ -392,8 +476,13 @@ def _check_posttrain(config: dict, base: Path, check_files: bool) -> list[str]:
             if not files:
                 raise chat.DataError(f"'{data[d]['path']}' holds no .jsonl/.json/.parquet file")
             if sum(f.stat().st_size for f in files) <= CHECK_BYTES:
+                for f in files:  # UTF-8 first: a clean error naming the byte and line
+                    if f.suffix in (".json", ".jsonl"):
+                        inputs.read_text(f, "JSON text")
                 for m in sorted(methods):
                     chat.load(path, data[d]["format"], m)
+        except inputs.InputError as e:
+            errors.append(f"chat_data.{d}.path: {e}")
         except chat.DataError as e:
             errors.append(f"chat_data.{d}: {e}")
     cmp = config.get("compare")
@@ -457,9 +546,26 @@ def _check_tables(config: dict) -> list[str]:
     return errors
 
 
-def _check_release(config: dict) -> list[str]:
+def repo_id_problem(repo_id: str) -> str | None:
+    """Why ``repo_id`` cannot name the hub repository of a release, else None: ``<owner>/<name>``
+    (the owner given: who owns an id without one depends on the token), each part as
+    huggingface_hub's own validator (``validate_repo_id``) accepts it."""
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        return (f"'{repo_id}' is not a hub repository id <owner>/<name> (e.g. "
+                "my-org/my-model)")
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        return f"'{repo_id}' is not a valid hub repository id: {e}"
+    return None
+
+
+def _check_release(config: dict, warnings: list) -> list[str]:
     """Released models are post-trained models or saved pretraining checkpoints; their data
-    entries name sources or chat data."""
+    entries name sources or chat data; a repo_id is a valid hub id (dry run or not). The
+    ``required`` fields: refused when the upload is real, a warning when it is a dry run."""
     errors = []
     for name, rc in config.get("release", {}).items():
         if name in config["baselines"]:
@@ -485,14 +591,22 @@ def _check_release(config: dict) -> list[str]:
         for key in rc.get("data", {}):
             if key not in config["sources"] and key not in config["chat_data"]:
                 errors.append(f"release.{name}.data.{key}: not a key of sources or chat_data")
+        if isinstance(rc.get("repo_id"), str) and (why := repo_id_problem(rc["repo_id"])):
+            errors.append(f"release.{name}.repo_id: {why}")
+        unset = []
+        for key in rc.get("required") or []:
+            value = rc
+            for part in key.split("."):
+                value = (value or {}).get(part) if isinstance(value, dict) else None
+            if key != "base_model" and not value:
+                unset.append(key)
         if not (rc.get("upload") or {}).get("dry_run", True):  # a real upload: its fields now
-            for key in rc.get("required") or []:
-                value = rc
-                for part in key.split("."):
-                    value = (value or {}).get(part) if isinstance(value, dict) else None
-                if key != "base_model" and not value:
-                    errors.append(f"release.{name}.{key}: required for the upload "
-                                  "(upload.dry_run is false) but not set")
+            errors += [f"release.{name}.{key}: required for the upload (upload.dry_run is false) "
+                       "but not set" for key in unset]
+        elif unset:
+            warnings.append(f"release.{name}: {', '.join(unset)} not set: upload_{name} is a dry "
+                            "run (upload.dry_run), a real upload would refuse it "
+                            "(release.<model>.required)")
     return errors
 
 

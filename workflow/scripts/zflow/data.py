@@ -1,4 +1,5 @@
-"""Reading parquet sources (shared by the tokenizer trainer and the tests)."""
+"""Reading parquet sources: their text columns (type from the footer, damaged pages named), the
+shard groups of the tokenize fan-out (shared by the config check, the jobs and the tests)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,123 @@ CHAT_TOKENS = ("<|im_start|>", "<|im_end|>")
 PAD = "<|pad|>"
 
 
-def iter_texts(files, text_key: str = "text", batch_size: int = 1000):
+class DataError(ValueError):
+    """A parquet shard that cannot give the texts asked for: one line naming the file (and the
+    row group and column where its data is damaged)."""
+
+
+def is_text_type(t) -> bool:
+    """An Arrow type whose values read as Python strings (dictionary-encoded strings too)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def text_column_problem(schema, text_key: str) -> str | None:
+    """Why the column ``text_key`` of an Arrow ``schema`` (a parquet file's, as
+    ``pq.read_schema`` or the footer gives it) holds no texts to tokenize, else None."""
+    import pyarrow as pa
+
+    idx = schema.get_all_field_indices(text_key)
+    if not idx:
+        return f"has no column '{text_key}' (columns: {', '.join(schema.names)})"
+    t = schema.field(idx[0]).type
+    if is_text_type(t):
+        return None
+    hint = ""
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        hint = ": bytes, not text; rewrite the column as UTF-8 strings"
+    elif pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t):
+        hint = ": set text_key to a column of strings, or flatten this one into one"
+    return (f"column '{text_key}' has type {t}, not a string column (string or "
+            f"large_string){hint}")
+
+
+def check_text_columns(files, text_key: str) -> None:
+    """Every file is a parquet file whose ``text_key`` column is a string column (footers only:
+    milliseconds a file); DataError naming the first file that is not."""
+    for f in files:
+        try:
+            schema = pq.read_schema(f)
+        except Exception as e:  # noqa: BLE001 - any unreadable footer is the file's fault
+            raise DataError(f"'{f}': not a readable parquet file ({_one_line(e)})") from None
+        problem = text_column_problem(schema, text_key)
+        if problem:
+            raise DataError(f"'{f}': {problem}")
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _chunk(pf, rg: int, column: str) -> str:
+    """Where a column chunk of a row group sits: its rows and byte range."""
+    meta = pf.metadata
+    rows = sum(meta.row_group(i).num_rows for i in range(rg))
+    n = meta.row_group(rg).num_rows
+    names = [meta.row_group(rg).column(c).path_in_schema for c in range(meta.num_columns)]
+    where = f"row group {rg} of {meta.num_row_groups} (rows {rows}-{rows + n - 1})"
+    paths = [i for i, p in enumerate(names) if p == column or p.startswith(column + ".")]
+    if paths:
+        c = meta.row_group(rg).column(paths[0])
+        start = c.dictionary_page_offset or c.data_page_offset
+        where += (f", column '{column}' (its pages at bytes {start}-"
+                  f"{start + c.total_compressed_size - 1})")
+    else:
+        where += f", column '{column}'"
+    return where
+
+
+def locate_damage(path, columns=None) -> str | None:
+    """The first row group and column of the parquet file ``path`` whose pages cannot be read
+    (corrupt compressed data, a bad page header...), as one line, else None. Reads the file
+    (its ``columns``, default all) row group by row group: the diagnosis of a read that failed,
+    not a check to run on every file."""
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # noqa: BLE001
+        return f"'{path}': not a readable parquet file ({_one_line(e)})"
+    cols = list(columns) if columns else pf.schema_arrow.names
+    for rg in range(pf.num_row_groups):
+        try:  # full validation: a page that decompresses to bytes that are not UTF-8 too
+            pf.read_row_group(rg, columns=cols).validate(full=True)
+            continue
+        except Exception:  # noqa: BLE001 - narrowed to one column below
+            pass
+        for col in cols:
+            try:
+                pf.read_row_group(rg, columns=[col]).validate(full=True)
+            except Exception as e:  # noqa: BLE001
+                return f"'{path}' {_chunk(pf, rg, col)}: {_one_line(e)}"
+        return f"'{path}' row group {rg}: its columns read alone but not together"
+    return None
+
+
+DAMAGED_HINT = ("the file is damaged: fetch it again (delete it and re-run its download) or "
+                "remove it from the source")
+
+
+def iter_texts(files, text_key: str = "text"):
+    """The non-empty texts of column ``text_key`` of the parquet ``files``, in order, read a
+    row group at a time. Every file's column type is checked first (footers only), so a bad
+    file stops the read before any text is used; a damaged data page is a DataError naming the
+    file, row group and column."""
+    import pyarrow as pa
+
+    files = list(files)
+    check_text_columns(files, text_key)
     for f in files:
         pf = pq.ParquetFile(f)
-        for batch in pf.iter_batches(batch_size=batch_size, columns=[text_key]):
-            for t in batch.column(0).to_pylist():
-                if t:
-                    yield t
+        for rg in range(pf.num_row_groups):
+            try:  # a damaged page: an error of its codec, or bytes that are not UTF-8
+                texts = pf.read_row_group(rg, columns=[text_key]).column(0).to_pylist()
+            except (OSError, pa.ArrowException, UnicodeDecodeError) as e:
+                raise DataError(f"'{f}' {_chunk(pf, rg, text_key)}: {_one_line(e)}; "
+                                f"{DAMAGED_HINT}") from None
+            yield from (t for t in texts if t)
 
 
 def parquet_files(path, glob: str = "*.parquet") -> list[Path]:

@@ -123,6 +123,8 @@ def main(argv=None) -> dict:
     overlay = yaml.safe_load(a.overlay.read_text())
     shrink.check_overlay(overlay)
     target = a.target or overlay["target"]
+    # one lm-eval task index (zflow.taskindex, 20-40 s to build) for both copies
+    os.environ.setdefault("ZFLOW_CACHE_DIR", str(a.dir.resolve() / "cache"))
     wd = copy_workflow(a.dir.resolve() / "wf")
     if a.production.resolve() != (REPO / "config/zagreus.yaml").resolve():
         shutil.copy2(a.production, wd / "config/zagreus.yaml")
