@@ -309,3 +309,13 @@ def test_bad_deepscaler_rows_name_file_and_row(tmp_path, row, message):
     f.write_text(json.dumps(DEEPSCALER, indent=2)[:-3])  # a truncated array
     with pytest.raises(chat.DataError, match="not valid JSON"):
         chat.load(f, "prompt", "grpo")
+
+
+def test_a_chat_file_that_is_not_utf8_is_named_with_its_byte_and_line(tmp_path):
+    """Past the config check's bounded read (large sets): the job's reader names the place."""
+    from zflow import chat
+
+    f = tmp_path / "chat.jsonl"
+    f.write_bytes(b'{"messages": []}\n{"messages": "\xff"}\n')
+    with pytest.raises(chat.DataError, match=r"chat\.jsonl'?: not UTF-8 .*line 2"):
+        chat.read_rows(f)

@@ -55,7 +55,12 @@ def read_rows(path) -> list[dict]:
         import pyarrow.parquet as pq
 
         return pq.read_table(path).to_pylist()
-    text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the JSON
+    from zflow.inputs import InputError, read_text
+
+    try:  # a byte-order mark is not part of the JSON; a byte that is not UTF-8 is named
+        text = read_text(path, "JSON lines")
+    except InputError as e:
+        raise DataError(str(e)) from None
     if path.suffix == ".json" and text.lstrip().startswith("["):
         try:
             return json.loads(text)
