@@ -8,28 +8,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import apt_packages
+
 
 def install() -> str | None:
     """Install Chromium when missing; return why not, or None."""
     if binary():
         return None
-    if os.geteuid() != 0:
-        return "not root: cannot apt-get install chromium"
-    if not shutil.which("apt-get"):
-        return "no apt-get on this machine"
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        if p.returncode:
-            return f"{' '.join(cmd)} failed: {p.stderr[-500:]}"
-    return None if binary() else "apt-get installed chromium but there is no chromium binary"
+    return apt_packages.install(["chromium"], ["chromium"])
 
 
 def binary() -> str | None:

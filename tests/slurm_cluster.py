@@ -12,25 +12,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import apt_packages
+
 STATE = Path("/tmp/zflow-slurm")
 GPUS = 2  # fake GPUs per node
 
 
 def install() -> str | None:
     """Install slurm-wlm and munge when missing; return why not, or None."""
-    if shutil.which("slurmctld") and shutil.which("munged"):
-        return None
-    if os.geteuid() != 0:
-        return "not root: cannot apt-get install slurm-wlm munge"
-    if not shutil.which("apt-get"):
-        return "no apt-get on this machine"
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", "slurm-wlm", "munge"]):
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        if p.returncode:
-            return f"{' '.join(cmd)} failed: {p.stderr[-500:]}"
-    return None
+    return apt_packages.install(["slurm-wlm", "munge"], ["slurmctld", "munged"])
 
 
 def _pid(path: Path) -> int | None:
