@@ -35,7 +35,12 @@ sysdeps:
 	  else echo "note: no bwrap (Debian bubblewrap); the code reward will refuse to start:" \
 	    "install it, or see posttrain.<name>.train.rewards[].allow_process_sandbox in docs/sandbox.md"; fi; }
 
+# Config files given with CONFIG are read strictly first (zflow.inputs: a syntax error, a tab or a
+# duplicate key named with file and line; Snakemake's own YAML error names neither).
+CHECK_CONFIG = $(PY) -m zflow.inputs $(CONFIG) >/dev/null
+
 demo: venv
+	@$(CHECK_CONFIG)
 	@start=$$(date +%s); \
 	snakemake --profile profiles/local $(TARGET) --configfile $(CONFIG) && \
 	echo && echo "demo finished in $$(( $$(date +%s) - start )) s. Results:" && \
@@ -66,6 +71,7 @@ test: venv
 # config/zagreus.yaml) or the embedded default. ARGS: more snakemake options (ARGS=--dry-run).
 PROFILE ?= local
 run: venv
+	@$(if $(filter-out file,$(origin CONFIG)),$(CHECK_CONFIG))
 	snakemake --profile $(PROFILE) $(TARGET)$(if $(filter-out file,$(origin CONFIG)), --configfile $(CONFIG)) $(ARGS)
 
 # The HTML report of what has run (every table and figure, captions, the evals' provenance): one
@@ -115,6 +121,7 @@ status: venv
 # `make plan TARGET=all_ita CONFIG=config/zagreus.yaml [PROFILE=slurm]`: --configfile and
 # --profile only when given (as `make run`); ARGS: more options of workflow/scripts/cost_plan.py.
 plan: venv
+	@$(if $(filter-out file,$(origin CONFIG)),$(CHECK_CONFIG))
 	@$(PY) workflow/scripts/cost_plan.py --target $(TARGET)$(if $(filter-out file,$(origin CONFIG)), --configfile $(CONFIG))$(if $(filter-out file,$(origin PROFILE)), --profile $(PROFILE)) $(ARGS)
 
 # Benchmarks: each prints a table and writes it into docs/performance.md.
