@@ -297,3 +297,28 @@ def test_cost_plan_lists_what_retention_removes():
     assert "keep_checkpoints: newest 3: 15 kept" in lines[0] and "385 removed" in lines[0]
     assert "every checkpoint is on disk (2.45 TB)" in lines[1]
     assert cost_plan.step_ranges([10, 20, 40], [10, 20, 30, 40]) == "10–20 (2), 40"
+
+
+def test_a_resubmitted_job_removes_before_it_launches(tmp_path, monkeypatch, capsys):
+    """A job killed at its time limit never reaches the removal after training: the next one
+    removes what it left before nanotron starts (what is on disk at launch is recorded)."""
+    from test_nanotron_preflight import job
+
+    monkeypatch.chdir(tmp_path)
+    spec, _ = job(tmp_path, train_steps=40, latest=25)  # unfinished: steps 5..25 on disk
+    spec["retention"] = {"policy": {"newest": 1}, "root": "results/pretrain/ita/nanotron_checkpoints",
+                         "needed": [10], "converted": "results/models/ita-step{step}",
+                         "record": "results/pretrain/ita/removed_checkpoints.jsonl",
+                         "identity": spec["identity"]}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    import nanotron_train
+
+    monkeypatch.setattr(nanotron, "environment_problems", lambda *a: [])
+    monkeypatch.setattr(nanotron, "is_standin", lambda *a: True)
+    root = tmp_path / spec["retention"]["root"]
+    at_launch = []
+    monkeypatch.setattr(nanotron_train, "launch_nanotron", lambda s: at_launch.append(
+        sorted(int(d.name) for d in root.iterdir() if d.is_dir())))
+    nanotron_train.main(["--spec", str(tmp_path / "spec.json")])
+    assert at_launch == [[10, 25]]  # the step the config needs and the newest (latest.txt)
+    assert "removed step 5 (" in capsys.readouterr().out

@@ -156,6 +156,8 @@ def main(argv=None):
         if problems:
             die("nanotron would not start; nothing was launched:\n  - " + "\n  - ".join(problems))
         mend(root)
+        # a resubmitted job (time limit) first removes what the ones before it left
+        retention.apply_spec(spec)
         launch_nanotron(spec)
     mend(root)
     retention.apply_spec(spec)  # pretrain.keep_checkpoints: zflow.retention, logged
