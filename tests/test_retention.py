@@ -295,7 +295,7 @@ def test_cost_plan_lists_what_retention_removes():
     lines, _ = cost_plan.retention_lines(Plan(with_policy(PROD, newest=3), check_files=False),
                                          "ita")
     assert "keep_checkpoints: newest 3: 15 kept" in lines[0] and "385 removed" in lines[0]
-    assert "every checkpoint is on disk (2.45 TB)" in lines[1]
+    assert "every checkpoint it saves stays on disk (the whole run: 2.45 TB)" in lines[1]
     assert cost_plan.step_ranges([10, 20, 40], [10, 20, 30, 40]) == "10–20 (2), 40"
 
 

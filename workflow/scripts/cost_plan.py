@@ -170,8 +170,9 @@ def retention_lines(plan, lang: str) -> tuple[list[str], list[dict]]:
 
     if r["policy"]:
         lines = [head + f"{key}: newest {r['policy']['newest']}: " + kept_removed(r),
-                 "  removed when the pretrain_nanotron job ends, so until then every checkpoint "
-                 f"is on disk ({bytes_str(len(r['steps']) * r['bytes_each'])}); "
+                 "  removed before each pretrain_nanotron job launches nanotron and when it "
+                 "ends: within one job every checkpoint it saves stays on disk (the whole run: "
+                 f"{bytes_str(len(r['steps']) * r['bytes_each'])}); "
                  f"`python -m zflow.retention --configfile … --lang {lang} --every 3600` "
                  "removes them while it trains"]
     else:

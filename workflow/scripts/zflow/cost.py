@@ -258,7 +258,8 @@ def pretrain_cost(plan, lang: str, until: int | None = None) -> Cost:
         if r["policy"]:
             kept = (f"{len(kept_new)} of {len(saved)} checkpoints kept "
                     f"({retention.describe(r['policy'])}) x (model + optimizer state), all "
-                    f"{len(saved)} on disk until the job ends")
+                    f"{len(saved)} on disk until the job ends (each resubmission removes "
+                    "what the jobs before it left)")
     else:
         weights = 4 if pre["dtype"] == "float32" else WEIGHT_BYTES
         states = min(pre["keep_last_states"], len(saved))
