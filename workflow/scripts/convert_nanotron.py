@@ -10,14 +10,35 @@ makes the conversion wait for the pretrain_nanotron job). A step ``latest.txt`` 
 nanotron's: what it writes after latest.txt and a kill left out (model_config.json) is written
 first from the step's config.yaml (nanotron saves the same model config there), then the step is
 converted. A truncated weight file is refused with its name.
+
+Conversion parity (zflow.parity), before anything is written: the converted model's loss on a
+fixed batch of the run's own tokenized data (the step's data stage, seeded) is recorded in the
+marker's ``parity`` (the report flags a loss above the run's training loss at that step); where
+``pretrain.nanotron.python`` runs nanotron (a GPU node), nanotron loads the step (tp=1) and its
+logits are compared with the converted model's: beyond the tolerance the job fails with the
+numbers and writes no model.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from zflow import nanotron, paths
+from zflow import nanotron, parity, paths
 from zflow.io import atomic_dir, die, read_json, spec_cli, versions, write_json
+
+
+def materialize_buffers(model) -> None:
+    """Built under the meta device, a module's non-persistent buffers (the rotary embedding's
+    inv_freq: not in any state dict) stay meta after loading; each such module is built again
+    on the CPU from its config, so that the model can run (the parity check)."""
+    for name, mod in list(model.named_modules()):
+        if name and any(b.is_meta for b in mod.buffers(recurse=False)):
+            parent, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, attr,
+                    type(mod)(config=mod.config))
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        die(f"the converted model still has tensors without data: {left[:5]}")
 
 
 def main(argv=None):
@@ -52,7 +73,17 @@ def main(argv=None):
         die(f"weights do not match LlamaForCausalLM: missing {missing}, unexpected {unexpected}")
     if config.tie_word_embeddings:
         model.tie_weights()
-    model = model.to(dtype)
+    # the checks on the weights as converted (rounded to dtype), computed in float32 (the
+    # rotary buffers built afterwards, in float32, as from_pretrained builds them)
+    model = model.to(dtype).float().eval()
+    materialize_buffers(model)
+    try:
+        check = parity.check(spec, spec["checkpoint"], step,
+                             model.to("cuda" if torch.cuda.is_available() else "cpu"),
+                             log=lambda m: print(m, flush=True))
+    except parity.ParityError as e:
+        die(str(e))
+    model = model.to("cpu", dtype)
     with atomic_dir(spec["output"]) as tmp:
         model.save_pretrained(tmp)
         if spec["tokenizer"]:
@@ -64,6 +95,7 @@ def main(argv=None):
             "step": step, "identity": spec["identity"], "source": spec["checkpoint"],
             "backend": "nanotron",
             "tp": meta.get("tp", 1), "dtype": spec["dtype"], "versions": versions(),
+            "parity": check,
         })
     print(f"converted step {step} of {spec['checkpoint']} -> {spec['output']}")
 

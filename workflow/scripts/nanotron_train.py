@@ -161,15 +161,22 @@ def main(argv=None):
         launch_nanotron(spec)
     mend(root)
     retention.apply_spec(spec)  # pretrain.keep_checkpoints: zflow.retention, logged
-    rows = []
+    rows, launches = [], [1]
     if Path(spec["log"]).exists():
         with open(spec["log"], errors="replace") as f:
             rows = nanotron.parse_log(f, spec["peak_tflops"])
+            f.seek(0)
+            launches = nanotron.launch_starts(f)
     steps = nanotron.complete_steps(root)
     write_text(spec["metrics"], metrics.to_csv(nanotron.metrics_rows(rows), metrics.PRETRAIN))
+    # tokens seen per source, and of those the repeats: nanotron restarts a stage's folders
+    # from their first sample (zflow.nanotron.stage_reads); through the last step trained
+    through = max([rows[-1]["step"] if rows else 0, nanotron.finished_step(root) or 0])
+    data = nanotron.source_reads(cfg, through, launches)
     write_json(spec["summary"], {
         "backend": "nanotron", "final_step": cfg["tokens"]["train_steps"], "checkpoints": steps,
         "checkpoints_dir": str(root), "last_logged": rows[-1] if rows else None,
+        "data_through_step": through, **data,
         "config": spec["config"], "identity": spec["identity"], "versions": versions()})
     print(json.dumps({"checkpoints": len(steps), "logged_steps": len(rows)}))
 

@@ -4,7 +4,10 @@ Reads results/evals/<model>/<task>.json files and the pretraining metrics CSV; w
 table as Markdown (the seed's shape, Checkpoint | <task> (<metric>) ... | Media, Media being the
 mean of the row's available metrics and "—" a value not evaluated; headers, title and decimals
 from the spec: Tables 1, 3, 4, 5 differ) and CSV, a PNG of the progression (the seed's Figures
-1-4) and a PNG of the training loss curve.
+1-4) and a PNG of the training loss curve. A nanotron checkpoint whose converted model's loss on
+its fixed batch departs from the run's training loss at that step (zflow.parity.loss_flag: the
+record the convert_checkpoint job writes in the model's marker) is marked ⚠ in the table, with a
+note saying by how much.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import io
 import math
 from pathlib import Path
 
-from zflow import evals, metrics, tables
+from zflow import evals, metrics, parity, tables
 from zflow.io import save_png, spec_cli, write_text
 
 
@@ -84,6 +87,36 @@ def table(spec: dict, columns, rows, records) -> tuple[tables.Table, str]:
     return t, buf.getvalue()
 
 
+def conversion_flags(rows, records, train_metrics) -> dict:
+    """{model: flag} of the checkpoints whose converted model's loss on its fixed batch (the
+    ``parity`` record of its marker, written by convert_checkpoint: nanotron runs) is above the
+    run's training loss at that step by more than the margin (zflow.parity.loss_flag)."""
+    paths_ = {r["model"]: r.get("model_path") for r in records if r.get("model_path")}
+    try:
+        train = metrics.read(train_metrics) if train_metrics else []
+    except OSError:
+        train = []
+    flags = {}
+    for row in rows:
+        if row.get("step") is None or not paths_.get(row["model"]):
+            continue
+        f = parity.loss_flag(parity.read_record(paths_[row["model"]]), train, row["step"])
+        if f:
+            flags[row["model"]] = f
+    return flags
+
+
+def flag_conversions(t: tables.Table, rows, flags: dict, stages=None) -> None:
+    """Mark the flagged checkpoints' labels (⚠) and explain each in a note."""
+    if not flags:
+        return
+    for trow, row in zip(t.rows, rows):
+        if row["model"] in flags:
+            trow[0] = f"{trow[0]} ⚠"
+    t.notes = [parity.flag_note(checkpoint_label(r, stages), flags[r["model"]])
+               for r in rows if r["model"] in flags] + [""] + t.notes
+
+
 def progression_figure(lang: str, columns, rows, path, mean_label: str = "Media") -> None:
     import matplotlib
 
@@ -150,6 +183,11 @@ def main(argv=None):
     out = spec["outputs"]
     t, csv_text = table(spec, columns, rows, records)
     t.notes = tables.failure_notes(failures) + t.notes
+    flags = conversion_flags(rows, records + failures, spec.get("train_metrics"))
+    flag_conversions(t, rows, flags, spec.get("stages"))
+    for model, f in flags.items():
+        print(f"conversion check: {model}: loss {f['loss']:.3f} vs training {f['train_loss']:.3f}"
+              f" (margin {f['margin']:.3f})", flush=True)
     write_text(out["md"], t.markdown())
     write_text(out["html"], t.html())
     write_text(out["csv"], csv_text)

@@ -11,7 +11,12 @@ end to end without a GPU. From the YAML, with nanotron's meaning (the pin d22eb8
   dataset_folder list read with datatrove's DatatroveFolderDataset (top-level ``*.ds``, token
   size from the ``.metadata``, data.dataset.shuffle_files with data.seed), blended by
   dataset_weights (uniform when absent) with Megatron's max-error rule (nanotron's
-  BlendableDataset); each stage reads its folders from their first sample;
+  BlendableDataset, train_steps x global batch long); as at the pin (zflow.nanotron,
+  "data stages at the pin", with file:line), each stage reads its blend from its first
+  position, so its folders from their first sample, and a resume continues the first and the
+  last stage but restarts a stage between them (zflow.nanotron.stage_position);
+  checkpoint_metadata.json's per-stage counts and per-folder token counters as nanotron keeps
+  them (every stage listed; the counter advanced by the global step's blend positions);
 - optimizer: torch AdamW (adam_beta1/2, adam_eps, weight_decay), clip_grad (the logged grad_norm
   is the unclipped one), learning_rate_scheduler with nanotron's warm-up / constant / decay
   formulas: step N updates with lr(N - 1) and logs lr(N), as nanotron's LambdaLR does (so
@@ -30,8 +35,12 @@ order, zflow.nanotron.WRITE_ORDER). Resuming reloads the weights
 (rounded to model.dtype: close to, not bitwise equal to, an uninterrupted run), the AdamW state,
 the step count, the LR schedule and the data position. Not modelled: parallelism, mixed
 precision, save_initial_state, init_method.path, validation.
+``parity_logits(step_dir, ids)``: the step's logits, where the convert_checkpoint job asks
+nanotron for them (zflow.nanotron_parity; zflow.parity: conversion parity).
 ZFLOW_STANDIN_FAIL_AFTER=N exits 1 after step N (tests: an interrupted run);
 ZFLOW_STANDIN_KILL_BEFORE_MODEL_CONFIG=N exits 1 between step N's latest.txt and model_config.json.
+ZFLOW_STANDIN_TRACE=FILE appends one JSON line per step: {step, stage, samples: [[folder, j]]}
+(the samples read: tests compare them with zflow.nanotron.stage_reads).
 """
 
 from __future__ import annotations
@@ -93,7 +102,8 @@ def lr_at(step: int, s: dict, train_steps: int) -> float:
 
 
 def stage_data(cfg: dict, i: int, n: int):
-    """Stage i's folders as datasets and its first n samples as (folder, sample) pairs."""
+    """Stage i's folders as datasets and the first n positions of its blend as (folder index,
+    sample) pairs: each folder's samples in order from its first (helpers.cpp:61-82)."""
     from datatrove.utils.dataset import DatatroveFolderDataset
 
     st = cfg["data_stages"][i]
@@ -104,16 +114,14 @@ def stage_data(cfg: dict, i: int, n: int):
                                    shuffle=bool(ds_cfg.get("shuffle_files")),
                                    seed=st["data"]["seed"])
             for f in folders]
-    w = np.asarray(ds_cfg.get("dataset_weights") or [1.0] * len(folders), dtype=float)
-    w, taken, order = w / w.sum(), np.zeros(len(folders), dtype=np.int64), []
-    for k in range(n):  # each sample to the folder furthest behind its share
-        d = int(np.argmax(w * max(k, 1) - taken))
-        order.append((d, int(taken[d])))
+    taken, order = [0] * len(folders), []
+    for d in nanotron.blend_order(ds_cfg.get("dataset_weights") or [1.0] * len(folders), n):
+        order.append((d, taken[d]))
         taken[d] += 1
     return folders, sets, order
 
 
-def save(cfg, model, optim, step, stages_meta, gbs):
+def save(cfg, model, optim, step, stages_meta, stage_idx, gbs):
     ck, mc = cfg["checkpoints"], cfg["model"]["model_config"]
     root = Path(ck["checkpoints_path"])
     aside = root / f".standin-{step}"
@@ -128,7 +136,7 @@ def save(cfg, model, optim, step, stages_meta, gbs):
     (d / "checkpoint_metadata.json").write_text(json.dumps({
         "tp": 1, "dp": 1, "cp": 1, "version": "1.5", "metas": {
             "last_train_step": step, "consumed_train_samples": step * gbs,
-            "consumed_tokens_total": step * gbs * seq, "last_stage_idx": len(stages_meta) - 1,
+            "consumed_tokens_total": step * gbs * seq, "last_stage_idx": stage_idx,
             "data_stages": stages_meta}}, indent=2))
     (d / "optimizer").mkdir()
     torch.save(optim.state_dict(), d / "optimizer/standin_adamw.pt")
@@ -145,6 +153,25 @@ def save(cfg, model, optim, step, stages_meta, gbs):
     (root / str(step) / nanotron.MODEL_CONFIG).write_text(
         json.dumps(nanotron.derived_model_config(cfg)))
     log(f"[Saving checkpoint] step {step} -> {root / str(step)}")
+
+
+def parity_logits(step_dir, input_ids) -> torch.Tensor:
+    """The conversion-parity entry point (zflow.nanotron_parity asks it where nanotron would
+    load the step, tp=1, and compute its logits): the step loaded as this stand-in loads it to
+    resume (zflow.nanotron.read_checkpoint: zflow's reader, so NOT an independent check of the
+    converter), in float32, and its float32 logits ``[batch, seq, vocab]`` on ``input_ids``."""
+    from transformers import LlamaForCausalLM
+
+    sd, mc = nanotron.read_checkpoint(step_dir)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(nanotron.hf_config(mc)).float().eval()
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in sd.items()},
+                                                strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+    if mc.get("tie_word_embeddings"):
+        model.tie_weights()
+    with torch.no_grad():
+        return model(torch.as_tensor(np.asarray(input_ids), dtype=torch.long)).logits.float()
 
 
 def main() -> None:
@@ -189,19 +216,33 @@ def main() -> None:
         log(f"resuming from {Path(resume) / str(last)}: step {last + 1} of {steps}")
     stages = cfg["data_stages"]
     starts = [st["start_training_step"] for st in stages]
+    # nanotron's DataStageMetadata of every stage (trainer.py:250-255), a checkpoint's on resume
+    metas = [{"name": st["name"], "start_training_step": st["start_training_step"],
+              "consumed_train_samples": 0, "consumed_tokens_per_dataset_folder": {}}
+             for st in stages]
+    if last:
+        saved = json.loads((Path(resume) / str(last) / "checkpoint_metadata.json").read_text())
+        by_start = {m["start_training_step"]: m
+                    for m in saved.get("metas", {}).get("data_stages") or []}
+        metas = [{**m, **by_start.get(m["start_training_step"], {})} for m in metas]
+    trace = os.environ.get("ZFLOW_STANDIN_TRACE")
     n_params = sum(q.numel() for q in model.parameters())
     flops = (6 * n_params + 12 * mc["num_hidden_layers"] * mc["hidden_size"] * seq) * gbs * seq
     cur, fail_after = None, int(os.environ.get("ZFLOW_STANDIN_FAIL_AFTER", "0"))
     for step in range(last + 1, steps + 1):
         t0 = time.time()
-        i = max(k for k, s in enumerate(starts) if s <= step)
+        i, base = nanotron.stage_position(starts, step, last + 1, gbs)
         if i != cur:
-            end = starts[i + 1] - 1 if i + 1 < len(stages) else steps
-            cur, (folders, sets, order) = i, stage_data(cfg, i, (end - starts[i] + 1) * gbs)
-            log(f"data stage '{stages[i]['name']}' from step {starts[i]}: {len(folders)} folders")
+            cur, (folders, sets, order) = i, stage_data(cfg, i, steps * gbs)
+            # its logged counters start from the stage's own (the first stage, built at once)
+            # or the last stage's (the others: run_train.py:348-355 binds them late)
+            seed = metas[0 if i == 0 else -1]["consumed_tokens_per_dataset_folder"]
+            counter = [seed.get(f, 0) for f in folders]
+            log(f"data stage '{stages[i]['name']}' from step {starts[i]}: {len(folders)} folders,"
+                f" read from position {base} of its blend")
         for g in optim.param_groups:
             g["lr"] = lr_at(step - 1, sched, steps)
-        base, losses = (step - starts[i]) * gbs, []
+        losses, read = [], []
         for m in range(acc):
             rows = []
             for k in range(base + m * mbs, base + (m + 1) * mbs):
@@ -209,6 +250,7 @@ def main() -> None:
                 if j >= len(sets[d]):
                     raise IndexError(f"{folders[d]}: sample {j} asked, it holds {len(sets[d])}")
                 rows.append(sets[d][j]["input_ids"])
+                read.append([folders[d], j])
             batch = torch.stack(rows)
             logits = model(input_ids=batch[:, :-1]).logits
             loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
@@ -218,6 +260,16 @@ def main() -> None:
         optim.step()
         optim.zero_grad()
         dt = time.time() - t0
+        # nanotron's bookkeeping (trainer.py:563-585): the counters advance by the blend's
+        # positions of the global step, whatever the loader read
+        for d, _ in order[(step - 1) * gbs:step * gbs]:
+            counter[d] += seq
+        metas[i]["consumed_tokens_per_dataset_folder"].update(zip(folders, counter))
+        metas[i]["consumed_train_samples"] += gbs
+        if trace:
+            with open(trace, "a") as out:
+                out.write(json.dumps({"step": step, "stage": stages[i]["name"],
+                                    "samples": read}) + "\n")
         fields = [("consumed_tokens", step * gbs * seq), ("time_per_iteration_ms", dt * 1000),
                   ("tokens_per_sec", gbs * seq / dt), ("tokens_per_sec_per_gpu", gbs * seq / dt),
                   ("global_batch_size", gbs * seq), ("grad_norm", norm.item()),
@@ -229,15 +281,7 @@ def main() -> None:
         log(" | ".join([f"iteration: {step} / {steps}"] + [f"{k}: {human(v)}" for k, v in fields]
                        + [f"eta: {eta}"]))
         if step % ck["checkpoint_interval"] == 0 or (step == steps and ck.get("save_final_state")):
-            taken = np.bincount([d for d, _ in order[:(step - starts[i] + 1) * gbs]],
-                                minlength=len(folders))
-            ends = [s - 1 for s in starts[1:i + 1]] + [step]
-            meta = [{"name": st["name"], "start_training_step": st["start_training_step"],
-                     "consumed_train_samples": (e - st["start_training_step"] + 1) * gbs,
-                     "consumed_tokens_per_dataset_folder":
-                         {fo: int(n) * seq for fo, n in zip(folders, taken)} if k == i else {}}
-                    for k, (st, e) in enumerate(zip(stages, ends))]
-            save(cfg, model, optim, step, meta, gbs)
+            save(cfg, model, optim, step, copy.deepcopy(metas), i, gbs)
         if step == fail_after:
             sys.exit(f"stand-in: stopped after step {step} (ZFLOW_STANDIN_FAIL_AFTER)")
     log(f"training done: step {steps}")

@@ -222,7 +222,7 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> lis
             )
         if p["sequence_length"] > m["max_position_embeddings"]:
             errors.append(f"{pre}.pretrain.sequence_length: exceeds model.max_position_embeddings")
-        errors += _check_stages(config, lang)
+        errors += _check_stages(config, lang, warnings)
         errors += _check_init(config, lang, base, check_files)
         if p["segment_steps"] % p["checkpoint_interval"]:
             errors.append(f"{pre}.pretrain.segment_steps: {p['segment_steps']} is not a multiple "
@@ -273,9 +273,10 @@ def check(config: dict, base: Path = Path("."), check_files: bool = True) -> lis
     return warnings
 
 
-def _check_stages(config: dict, lang: str) -> list[str]:
+def _check_stages(config: dict, lang: str, warnings: list | None = None) -> list[str]:
     """A language's data stages: start steps from 0, increasing, within train_steps; unique
-    names; known sources (tokenized with the language's tokenizer); options the backend honours."""
+    names; known sources (tokenized with the language's tokenizer); options the backend honours.
+    Warned (backend nanotron): what nanotron d22eb809 re-reads (zflow.nanotron.stage_reads)."""
     lc = config["languages"][lang]
     p = lc["pretrain"]
     stages, errors = p.get("stages") or [], []
@@ -307,6 +308,22 @@ def _check_stages(config: dict, lang: str) -> list[str]:
         if seq is not None and seq > lc["model"]["max_position_embeddings"]:
             errors.append(f"{at}.sequence_length: {seq} exceeds model.max_position_embeddings "
                           f"({lc['model']['max_position_embeddings']})")
+    if p["backend"] == "nanotron" and warnings is not None:
+        # nanotron d22eb809 builds each stage's loader anew from the stage's own consumed count
+        # (0 when it starts: run_train.py:318-357, helpers.py:824-851; zflow.nanotron notes)
+        read = [set(st.get("data") or lc["data"]) for st in stages]
+        again = sorted({s for i, r in enumerate(read) for s in r if any(s in e for e in read[:i])})
+        what = []
+        if again:
+            what.append(f"{', '.join(again)}, read again in a later stage, restart from their "
+                        "first sample, so their first samples are repeated")
+        if len(stages) > 2:
+            what.append("a resume inside a middle stage restarts that stage from its first "
+                        "sample too")
+        if what:
+            warnings.append(f"{key}: backend nanotron (d22eb809) starts each stage's folders at "
+                            f"their first sample: {'; '.join(what)} (the run summary counts "
+                            "the repeats: tokens_repeated)")
     return errors
 
 

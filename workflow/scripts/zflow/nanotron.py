@@ -1046,6 +1046,196 @@ def _main(argv: list[str]) -> None:
     print(_ANSWER + json.dumps(answer), flush=True)
 
 
+# ---------------------------------------------------------------- data stages at the pin
+#
+# What nanotron at NANOTRON_COMMIT (d22eb809) reads when a data stage starts (read from its
+# source; file:line at that commit):
+# - run_train.py:318-357 (get_dataloader): one loader per stage, the first built at once, every
+#   later one by a lambda the trainer calls when it reaches the stage (trainer.py:474-511: when
+#   iteration_step == start_training_step, or the stage a resume lands in). Each loader gets
+#   consumed_train_samples from helpers.py:824-851: the stage's own DataStageMetadata count, 0 for
+#   a stage not begun (a new run creates every stage with 0, trainer.py:250-255;
+#   serialize/metadata.py:21 "each stage starts from zero"; run_train.py:72 says the same).
+# - run_train.py:205-232: the loader is a new BlendableDataset of the stage's folders
+#   (tokenized_bytes.py:545-585, size train_steps x global batch) read by a
+#   MegatronPretrainingSampler from that count (tokenized_bytes.py:632-641, samplers.py:211).
+#   The blend hands each folder its samples in order from sample 0 (helpers.cpp:61-82,
+#   build_blending_indices: dataset_sample_index is the folder's count so far in this blend);
+#   the folder's dataset is unshuffled (NanosetDatasetsArgs.shuffle_files defaults to false,
+#   config/config.py:163), so its sample j is its j-th window of sequence_length + 1 tokens.
+#   consumed_tokens_per_dataset_folder only seeds logged counters (blendable_dataset.py:116-124,
+#   advanced from the global step's indices, trainer.py:563-578): it moves no reader.
+# So a folder a later stage reads again restarts from its first sample: of the n_k samples stage
+# k reads, min(n_k, max_{j<k} n_j) repeat what earlier stages read. (zflow.mixture, the hf
+# backend, continues each source instead.)
+# Resume: the lambdas of run_train.py:348-355 bind consumed_train_samples late (a closure over
+# the loop variable), so every stage after the first gets the count of the LAST stage in the
+# checkpoint: the first and the last stage continue where they were, a stage between them
+# (three stages or more) restarts from its first sample at every resume inside it (the last
+# stage's count is still 0 then).
+
+GROUP_NAME = re.compile(r"g\d{5}")  # a shard group's folder (zflow.data.GROUP, "g{:05d}")
+EXACT_BLEND = 20_000_000  # positions x folders of a stage blended one by one (seconds of
+# Python); beyond, the counts are estimated (blend_counts)
+
+
+def stage_position(starts: list[int], step: int, launch: int, gbs: int) -> tuple[int, int]:
+    """(stage index, position in that stage's blend of the step's first sample) of 1-based
+    ``step`` at the pin, in a launch that started at step ``launch`` (1: a new run; N: resumed
+    from the checkpoint of step N - 1). ``starts``: the stages' start_training_step, increasing."""
+    k = max(i for i, s in enumerate(starts) if s <= step)
+    if launch > starts[k] and 0 < k < len(starts) - 1:  # resumed inside a middle stage
+        return k, (step - launch) * gbs  # the last stage's count (0): from its first sample
+    return k, (step - starts[k]) * gbs  # begun in this launch (from 0), or its own count
+
+
+def blend_order(weights, n: int) -> list[int]:
+    """The folder of each of the first ``n`` samples of nanotron's blend (Megatron's max-error
+    rule, helpers.cpp:61-82 at the pin: the folder furthest behind weight x max(i, 1), the first
+    on a tie; weights normalised as BlendableDataset does, blendable_dataset.py:59-62)."""
+    total = float(sum(weights))
+    w = [x / total for x in weights]
+    taken, out = [0] * len(w), []
+    for i in range(n):
+        x = float(max(i, 1))
+        best, err = 0, w[0] * x - taken[0]
+        for d in range(1, len(w)):
+            e = w[d] * x - taken[d]
+            if e > err:
+                best, err = d, e
+        taken[best] += 1
+        out.append(best)
+    return out
+
+
+def blend_counts(weights, marks) -> tuple[dict[int, list[int]], bool]:
+    """Samples of each folder among the first m of nanotron's blend, for each m of ``marks``;
+    and whether exact (blend_order up to EXACT_BLEND positions x folders; beyond, the
+    largest-remainder share of m, which the max-error rule keeps within a sample or two of per
+    folder)."""
+    top = max(marks, default=0)
+    if top * len(weights) <= EXACT_BLEND:
+        order, want, out = blend_order(weights, top), set(marks), {}
+        counts = [0] * len(weights)
+        if 0 in want:
+            out[0] = list(counts)
+        for i, d in enumerate(order, 1):
+            counts[d] += 1
+            if i in want:
+                out[i] = list(counts)
+        return out, True
+    total = float(sum(weights))
+    out = {}
+    for m in marks:
+        share = [x / total * m for x in weights]
+        base = [int(s) for s in share]
+        for d in sorted(range(len(share)), key=lambda d: base[d] - share[d])[:m - sum(base)]:
+            base[d] += 1
+        out[m] = base
+    return out, False
+
+
+def launch_starts(lines) -> list[int]:
+    """The first step of each launch of the run that led to its last logged step, from the
+    log every launch appends to (a launch starts where the step does not follow the previous
+    one's; a launch whose steps a later one redid from an earlier checkpoint drops out)."""
+    starts, prev = [], None
+    for line in lines:
+        row = parse_log_line(line)
+        if row is None:
+            continue
+        if prev is None or row["step"] != prev + 1:
+            starts = [s for s in starts if s < row["step"]] + [row["step"]]
+        prev = row["step"]
+    return starts if starts[:1] == [1] else [1] + starts  # a log begun mid-run: one launch before
+
+
+def _overlap(spans: list[tuple[int, int]], lo: int, hi: int) -> int:
+    return sum(max(0, min(hi, b) - max(lo, a)) for a, b in spans)
+
+
+def _merge(spans: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
+    out = []
+    for a, b in sorted(spans + [(lo, hi)]):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def stage_reads(cfg: dict, through: int | None = None, launches=(1,)) -> dict:
+    """What nanotron at the pin reads of each folder of a YAML's data stages in steps 1 ..
+    ``through`` (default train_steps), launched at the steps ``launches`` (launch_starts):
+    ``{"stages": [{"name", "start_training_step", "folders": {folder: [samples, repeated]}}],
+    "exact": bool}``. A sample is repeated when an earlier read of the run (an earlier stage,
+    or the same stage before a resume that restarted it) already trained on it."""
+    tok, par, stages = cfg["tokens"], cfg["parallelism"], cfg["data_stages"]
+    gbs = par["dp"] * tok["micro_batch_size"] * tok["batch_accumulation_per_replica"]
+    last = tok["train_steps"] if through is None else min(through, tok["train_steps"])
+    starts = [st["start_training_step"] for st in stages]
+    ends = [s - 1 for s in starts[1:]] + [tok["train_steps"]]
+    launches = sorted(set(launches) | {1})
+    # the reads, in order: (stage, first and end position in its blend)
+    reads = []
+    for a, b in zip(launches, [s - 1 for s in launches[1:]] + [last]):
+        for k in range(len(stages)):
+            lo, hi = max(a, starts[k]), min(b, ends[k])
+            if lo <= hi:
+                p = stage_position(starts, lo, a, gbs)[1]
+                reads.append((k, p, p + (hi - lo + 1) * gbs))
+    counts, exact = {}, True
+    for k, st in enumerate(stages):
+        ds = st["data"]["dataset"]
+        weights = ds.get("dataset_weights") or [1.0] * len(ds["dataset_folder"])
+        marks = {m for r in reads if r[0] == k for m in r[1:]}
+        counts[k], ok = blend_counts(weights, sorted(marks))
+        exact = exact and ok
+    out = [{"name": st["name"], "start_training_step": st["start_training_step"],
+            "folders": {f: [0, 0] for f in st["data"]["dataset"]["dataset_folder"]}}
+           for st in stages]
+    spans: dict[str, list] = {}  # per folder: the sample ranges read so far
+    for k, p, q in reads:
+        for d, f in enumerate(stages[k]["data"]["dataset"]["dataset_folder"]):
+            lo, hi = counts[k][p][d], counts[k][q][d]
+            seen = spans.get(f, [])
+            out[k]["folders"][f][0] += hi - lo
+            out[k]["folders"][f][1] += _overlap(seen, lo, hi)
+            spans[f] = _merge(seen, lo, hi) if hi > lo else seen
+    return {"stages": out, "exact": exact}
+
+
+def source_name(folder: str) -> str:
+    """The source of a tokenized folder: results/tokenized/<tokenizer>/<source>[/<group>]."""
+    p = Path(folder)
+    return p.parent.name if GROUP_NAME.fullmatch(p.name) else p.name
+
+
+def source_reads(cfg: dict, through: int | None = None, launches=(1,)) -> dict:
+    """stage_reads per source, in tokens (samples x sequence_length, as nanotron counts
+    consumed_tokens): the run summary's ``sources`` and ``stages``."""
+    reads, seq = stage_reads(cfg, through, launches), cfg["tokens"]["sequence_length"]
+    total: dict[str, dict] = {}
+    stages = []
+    for st in reads["stages"]:
+        per: dict[str, dict] = {}
+        for f, (n, r) in st["folders"].items():
+            s = source_name(f)
+            for acc in (per.setdefault(s, {"source": s, "tokens_seen": 0, "tokens_repeated": 0}),
+                        total.setdefault(s, {"source": s, "folders": [], "tokens_seen": 0,
+                                             "tokens_repeated": 0})):
+                acc["tokens_seen"] += n * seq
+                acc["tokens_repeated"] += r * seq
+            if f not in total[s]["folders"]:
+                total[s]["folders"].append(f)
+        stages.append({"name": st["name"], "start_step": st["start_training_step"] - 1,
+                       "sources": list(per.values())})
+    return {"sources": list(total.values()), "stages": stages, "counts_exact": reads["exact"],
+            "note": "nanotron d22eb809 restarts every folder of a stage from its first sample "
+                    "(zflow.nanotron.stage_reads): tokens_repeated of tokens_seen were already "
+                    "trained on earlier in the run"}
+
+
 if __name__ == "__main__":
     import sys
 

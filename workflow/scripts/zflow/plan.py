@@ -49,7 +49,8 @@ EVAL_PACKAGES = ("lm_eval", "transformers", "torch")
 # (tracking), when a training job saves before its time limit (time_limits), which checkpoints
 # a nanotron job removes after training (retention: zflow.retention; the steps the config
 # names are in it, and a new eval step must not re-run the pretraining).
-UNKEYED = ("tracking", "time_limits", "retention")
+# where nanotron is installed (a conversion's parity check runs there: moving it re-runs nothing)
+UNKEYED = ("tracking", "time_limits", "retention", "nanotron_python", "nanotron_checkout")
 
 
 def task_of(column: str) -> str:
@@ -681,11 +682,18 @@ class Plan:
 
     def _spec_convert_checkpoint(self, lang, step):
         lc = self.lang(lang)
+        nano = lc["pretrain"].get("nanotron") or {}
+        from zflow.nanotron import PYTHON_KEY
+
+        # conversion parity (zflow.parity): nanotron's own logits of the step, where its
+        # environment runs on the conversion node (unset or unusable there: not compared)
         return {"checkpoint": paths.fmt(paths.NANOTRON_STEP, lang=lang, step=step),
                 "output": paths.fmt(paths.CONVERTED, lang=lang, step=step),
                 "tokenizer": self.tokenizer_ref(lc["tokenizer"]),
                 "vocab_size": lc["model"]["vocab_size"], "dtype": "bfloat16",
-                "identity": self.pretrain_identity(lang)}
+                "identity": self.pretrain_identity(lang),
+                "nanotron_python": nano.get("python"), "nanotron_checkout": nano.get("checkout"),
+                "nanotron_key": PYTHON_KEY.format(lang=lang)}
 
     def _spec_evaluate(self, model, task):
         t, e, m = self.config["tasks"][task], self.config["eval"], self.model(model)
