@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
-from zflow import nanotron, schema
+from zflow import nanotron
 from zflow.plan import Plan
 
-from test_nanotron_standin import data, run_job, write_job  # noqa: F401 (data: the fixture)
+from test_nanotron_standin import data, run_job, tiny, write_job  # noqa: F401 (data: the fixture)
 
 PROD = yaml.safe_load((REPO / "config/zagreus.yaml").read_text())  # ita: backend nanotron
 EMBEDDED = yaml.safe_load((REPO / "config/config.yaml").read_text())  # ita: hf, two stages
@@ -166,16 +166,7 @@ def staged_job(tmp: Path, data: dict):
     spec, _ = write_job(tmp, data)
     web, books = data["folders"]["web"], data["folders"]["books"]
     cfg = nanotron.make_config(
-        model=schema.defaults("languages/*/model") | {
-            "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": data["vocab"],
-            "max_position_embeddings": 64},
-        pretrain=schema.defaults("languages/*/pretrain") | {
-            "learning_rate": 1e-2, "lr_warmup_steps": 2, "min_decay_lr": 1e-3,
-            "train_steps": 12, "sequence_length": 32, "micro_batch_size": 2,
-            "batch_accumulation_per_replica": 2, "checkpoint_interval": 3},
-        nano={**schema.defaults("languages/*/pretrain/nanotron"), "dp": 1},
-        tokenizer=data["tokenizer"],
+        **tiny(data, train_steps=12, checkpoint_interval=3), tokenizer=data["tokenizer"],
         stages=[{"name": "stable", "start_step": 0, "folders": [web, books], "weights": [1, 1]},
                 {"name": "mid", "start_step": 4, "folders": [books], "weights": [1]},
                 {"name": "decay", "start_step": 8, "folders": [web, books], "weights": [1, 3]}],

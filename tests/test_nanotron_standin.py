@@ -67,6 +67,20 @@ def data(tmp_path_factory):
     return {"tokenizer": str(root / "tokenizer"), "vocab": len(fast), "folders": folders}
 
 
+def tiny(data: dict, **pretrain) -> dict:
+    """make_config's model, pretrain and nano for a tiny model on ``data``'s tokenizer."""
+    return {
+        "model": schema.defaults("languages/*/model") | {
+            "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": data["vocab"],
+            "max_position_embeddings": 64},
+        "pretrain": schema.defaults("languages/*/pretrain") | {
+            "learning_rate": 1e-2, "lr_warmup_steps": 2, "min_decay_lr": 1e-3,
+            "sequence_length": 32, "micro_batch_size": 2, "batch_accumulation_per_replica": 2,
+            **pretrain},
+        "nano": {**schema.defaults("languages/*/pretrain/nanotron"), "dp": 1}}
+
+
 def write_job(tmp: Path, data: dict, train_steps: int = 12):
     """The pretrain_nanotron spec (zflow.plan's, paths under tmp, the stand-in as checkout) and
     the YAML make_config writes for a tiny model."""
@@ -77,16 +91,7 @@ def write_job(tmp: Path, data: dict, train_steps: int = 12):
             for k, v in spec.items()}
     spec.update(checkout=str(STANDIN), python=sys.executable, nodes=1, gpus_per_node=1)
     cfg = nanotron.make_config(
-        model=schema.defaults("languages/*/model") | {
-            "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": data["vocab"],
-            "max_position_embeddings": 64},
-        pretrain=schema.defaults("languages/*/pretrain") | {
-            "learning_rate": 1e-2, "lr_warmup_steps": 2, "min_decay_lr": 1e-3,
-            "train_steps": train_steps, "sequence_length": 32, "micro_batch_size": 2,
-            "batch_accumulation_per_replica": 2, "checkpoint_interval": 4},
-        nano={**schema.defaults("languages/*/pretrain/nanotron"), "dp": 1},
-        tokenizer=data["tokenizer"], folders=[data["folders"]["web"], data["folders"]["books"]],
+        **tiny(data, train_steps=train_steps, checkpoint_interval=4), tokenizer=data["tokenizer"], folders=[data["folders"]["web"], data["folders"]["books"]],
         weights=[3.0, 1.0], checkpoints_path=str(Path(spec["run_dir"]) / "nanotron_checkpoints"),
         run="standin", project="zflow")
     Path(spec["config"]).parent.mkdir(parents=True, exist_ok=True)

@@ -212,16 +212,22 @@ def test_the_hf_backend_refuses_the_key():
         Plan(with_policy(PROD, newest=0), check_files=False)
 
 
-def test_the_job_removes_after_training(tmp_path, monkeypatch, capsys):
-    from test_nanotron_preflight import job
-
-    monkeypatch.chdir(tmp_path)
-    spec, _ = job(tmp_path, train_steps=30, latest=30)  # finished: steps 5..30 on disk
+def with_retention(tmp_path, spec):
+    """The job's spec with a retention policy (newest 1, step 10 needed), written to spec.json."""
     spec["retention"] = {"policy": {"newest": 1}, "root": "results/pretrain/ita/nanotron_checkpoints",
                          "needed": [10], "converted": "results/models/ita-step{step}",
                          "record": "results/pretrain/ita/removed_checkpoints.jsonl",
                          "identity": spec["identity"]}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
+    return spec
+
+
+def test_the_job_removes_after_training(tmp_path, monkeypatch, capsys):
+    from test_nanotron_preflight import job
+
+    monkeypatch.chdir(tmp_path)
+    spec, _ = job(tmp_path, train_steps=30, latest=30)  # finished: steps 5..30 on disk
+    spec = with_retention(tmp_path, spec)
     monkeypatch.setattr(nanotron, "environment_problems", lambda *a: ["must not be asked"])
     import nanotron_train
 
@@ -306,11 +312,7 @@ def test_a_resubmitted_job_removes_before_it_launches(tmp_path, monkeypatch, cap
 
     monkeypatch.chdir(tmp_path)
     spec, _ = job(tmp_path, train_steps=40, latest=25)  # unfinished: steps 5..25 on disk
-    spec["retention"] = {"policy": {"newest": 1}, "root": "results/pretrain/ita/nanotron_checkpoints",
-                         "needed": [10], "converted": "results/models/ita-step{step}",
-                         "record": "results/pretrain/ita/removed_checkpoints.jsonl",
-                         "identity": spec["identity"]}
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    spec = with_retention(tmp_path, spec)
     import nanotron_train
 
     monkeypatch.setattr(nanotron, "environment_problems", lambda *a: [])
