@@ -37,30 +37,33 @@ def _rename_first(mapping, new):
     mapping[new] = mapping.pop(old)
 
 
+def _named(where, name):
+    """The embedded default with ``name`` for the first entry of map ``where`` (an entry named
+    ``name`` where the map is empty)."""
+    cfg = _default()
+    mapping = _maps(cfg)[where]
+    if mapping:
+        _rename_first(mapping, name)
+    else:
+        mapping[name] = {"model": "x"}
+    return cfg
+
+
 @pytest.mark.parametrize("where", ["sources", "tokenizers", "tasks", "baselines", "chat_data",
                                    "posttrain", "tables", "release", "qualitative.suites"])
 def test_every_name_map_refuses_unsafe_names(where):
     for bad in BAD:
-        cfg = _default()
-        mapping = _maps(cfg)[where]
-        if mapping:
-            _rename_first(mapping, bad)
-        else:
-            mapping[bad] = {"model": "x"}
+        cfg = _named(where, bad)
         with pytest.raises(ConfigError) as e:
             load(cfg)
         lines = [x for x in str(e.value).splitlines() if f"config key {where}:" in x]
         assert any("is not allowed as an entry's name" in x and "never '.' or '..'" in x
                    for x in lines), (where, bad, str(e.value))
     for good in GOOD:
-        cfg = _default()
-        mapping = _maps(cfg)[where]
-        if mapping:
-            _rename_first(mapping, good)
-            try:
-                load(cfg)
-            except ConfigError as e:
-                assert "is not allowed as an entry's name" not in str(e), (where, good)
+        try:
+            load(_named(where, good))
+        except ConfigError as e:
+            assert "is not allowed as an entry's name" not in str(e), (where, good)
 
 
 def test_endpoint_model_name_follows_the_same_rule():

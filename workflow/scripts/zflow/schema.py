@@ -236,10 +236,15 @@ def error_message(error, secrets=()) -> str:
 
 
 @functools.lru_cache(maxsize=4)
+def _document(schema_path: str) -> dict:
+    """The schema, parsed once per process: never changed (its defaults are deep-copied out)."""
+    return yaml.safe_load(Path(schema_path).read_text())
+
+
+@functools.lru_cache(maxsize=4)
 def _compiled(schema_path: str):
-    """The schema's validator, parsed once per process (defaults are deep-copied into configs,
-    so the schema itself is never changed)."""
-    return _validator(yaml.safe_load(Path(schema_path).read_text()))
+    """The schema's validator, built once per process."""
+    return _validator(_document(schema_path))
 
 
 def load(config: dict, schema_path: Path = SCHEMA) -> dict:
@@ -257,7 +262,8 @@ def load(config: dict, schema_path: Path = SCHEMA) -> dict:
 
 def defaults(pointer: str, schema_path: Path = SCHEMA) -> dict:
     """The defaults of one object of the schema, e.g. 'languages/*/pretrain' (tests, tools)."""
-    node = yaml.safe_load(Path(schema_path).read_text())
+    node = _document(str(schema_path))
     for part in pointer.split("/"):
         node = node["additionalProperties"] if part == "*" else node["properties"][part]
-    return {k: v["default"] for k, v in node.get("properties", {}).items() if "default" in v}
+    return {k: copy.deepcopy(v["default"]) for k, v in node.get("properties", {}).items()
+            if "default" in v}
